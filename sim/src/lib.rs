@@ -1,0 +1,1 @@
+//! Deterministic simulation and replay of voicemcu conferences. (Not yet written.)

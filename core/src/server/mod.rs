@@ -5,50 +5,69 @@
 //! [`Server::poll_output`] until it returns `None`, and calls again with
 //! [`ServerInput::Timeout`] once [`Server::poll_timeout`] has passed.
 //!
-//! STUB: signatures are fixed; bodies being written.
+//! Replies to a client's own command go on its bidirectional stream. Pushes
+//! (someone joined, left, was muted, the host changed) go on the same stream
+//! in the native dialect, and each on a new unidirectional stream in the
+//! legacy dialect, as voicemcu 0.1 does.
 
+mod config;
+mod event;
+mod room;
+
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tracing::{debug, trace, warn};
+
+use crate::audio::{FRAME_DURATION, FRAME_SAMPLES};
 use crate::ids::{ClientId, ConnectionId};
-use crate::mixer::MixerConfig;
+use crate::mixer::{MemberStats, MixedFrame, RoomMixer};
+use crate::text::sanitize;
 use crate::time::Instant;
-use crate::wire::Dialect;
+use crate::wire::{
+    decode_datagram, decode_message, encode_datagram, encode_frame, encode_message, AudioHeader,
+    ClientInfo, Dialect, FrameDecoder, SignalMessage,
+};
 
-/// Server settings. The defaults match voicemcu 0.1 where it has one.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ServerConfig {
-    /// Participants per room at most.
-    pub max_room_size: usize,
-    /// Rooms at most, across the server.
-    pub max_rooms: usize,
-    /// Display name length at most, in characters.
-    pub max_name_len: usize,
-    /// Room code length at most, in characters.
-    pub max_room_code_len: usize,
-    /// How often empty rooms and idle state are swept.
-    pub cleanup_interval: Duration,
-    pub mixer: MixerConfig,
-}
+pub use config::ServerConfig;
+pub use event::{LeaveReason, ServerEvent};
+use room::{Member, Room, RoomPolicy};
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_room_size: 16,
-            max_rooms: 1024,
-            max_name_len: 64,
-            max_room_code_len: 128,
-            cleanup_interval: Duration::from_secs(30),
-            mixer: MixerConfig::default(),
-        }
-    }
+/// How long a connection may stay open without sending `Join`.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Mixer ticks the server runs late before it skips ahead instead of
+/// catching up one tick at a time.
+const MAX_CATCH_UP_TICKS: u32 = 5;
+
+/// QUIC application close codes the server uses.
+pub mod close_code {
+    /// The client left, or the server closed a finished session.
+    pub const NORMAL: u32 = 0;
+    /// The host kicked the client.
+    pub const KICKED: u32 = 1;
+    /// The join was rejected (invalid name, full room, ...).
+    pub const JOIN_REJECTED: u32 = 2;
+    /// The client broke the protocol.
+    pub const PROTOCOL_ERROR: u32 = 3;
+    /// The server is shutting down.
+    pub const SHUTDOWN: u32 = 4;
+    /// The client sent no `Join` in time.
+    pub const JOIN_TIMEOUT: u32 = 5;
 }
 
 /// What happened, handed in by the adapter.
 #[derive(Debug)]
 pub enum ServerInput<'a> {
     /// A handshake finished and the client opened its bidirectional stream.
-    ConnectionOpened { conn: ConnectionId, peer: SocketAddr, dialect: Dialect },
+    ConnectionOpened {
+        conn: ConnectionId,
+        peer: SocketAddr,
+        dialect: Dialect,
+    },
     /// Bytes read from the connection's bidirectional stream, in any chunking.
     StreamData { conn: ConnectionId, bytes: &'a [u8] },
     /// The client finished its side of the bidirectional stream.
@@ -75,6 +94,7 @@ pub enum OutStream {
 /// Why the server closes a connection, sent as the QUIC application close.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseReason {
+    /// One of [`close_code`].
     pub code: u32,
     pub message: String,
 }
@@ -83,48 +103,899 @@ pub struct CloseReason {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServerOutput {
     /// Write this length-prefixed frame.
-    SendFrame { conn: ConnectionId, stream: OutStream, frame: Vec<u8> },
+    SendFrame {
+        conn: ConnectionId,
+        stream: OutStream,
+        frame: Vec<u8>,
+    },
     /// Send this datagram; drop it if the connection cannot take it.
-    SendDatagram { conn: ConnectionId, datagram: Vec<u8> },
+    SendDatagram {
+        conn: ConnectionId,
+        datagram: Vec<u8>,
+    },
     /// Close the connection once every frame queued before this output for
     /// it has been delivered, or after a short grace period.
-    Close { conn: ConnectionId, reason: CloseReason },
+    Close {
+        conn: ConnectionId,
+        reason: CloseReason,
+    },
     /// For logs and the status view.
     Event(ServerEvent),
 }
 
-/// Something worth logging.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ServerEvent {}
+/// How a message relates to what the client asked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// An answer to the client's own command: always the control stream.
+    Reply,
+    /// Unsolicited news: a push stream in the legacy dialect.
+    Push,
+}
 
-pub struct Server {}
+/// Where a connection is in its life.
+#[derive(Debug)]
+enum Phase {
+    /// Opened; `Join` not yet received.
+    AwaitingJoin { since: Instant },
+    /// In a room.
+    Joined { client: ClientId, room: String },
+    /// A `Close` was issued; everything further from it is ignored.
+    Closing,
+}
+
+#[derive(Debug)]
+struct Connection {
+    peer: SocketAddr,
+    dialect: Dialect,
+    frames: FrameDecoder,
+    phase: Phase,
+    /// Sequence number of the next mixed frame sent to this listener.
+    next_sequence: u32,
+    /// Datagrams dropped because they could not be decoded.
+    malformed_datagrams: u64,
+}
+
+/// Counters for one participant, for the status view and tests.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ParticipantStatus {
+    pub client_id: ClientId,
+    pub name: String,
+    pub muted: bool,
+    pub server_muted: bool,
+    pub is_host: bool,
+    pub dialect: Dialect,
+    pub peer: SocketAddr,
+    pub malformed_datagrams: u64,
+    pub media: Option<MemberStats>,
+}
+
+/// A room as the status view shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RoomStatus {
+    pub code: String,
+    pub participants: Vec<ParticipantStatus>,
+}
+
+pub struct Server {
+    config: ServerConfig,
+    next_client_id: ClientId,
+    connections: BTreeMap<ConnectionId, Connection>,
+    rooms: BTreeMap<String, Room>,
+    outputs: VecDeque<ServerOutput>,
+    /// The room clock's next 20 ms tick, while any room exists.
+    next_tick: Option<Instant>,
+    /// Counts every tick the room clock has run, for datagram timestamps.
+    ticks: u64,
+    next_cleanup: Option<Instant>,
+    shutting_down: bool,
+    mixed: Vec<MixedFrame>,
+}
 
 impl Server {
     /// A server whose client ids start from an offset drawn from `seed`.
-    pub fn new(_config: ServerConfig, _seed: u64) -> Self {
-        todo!()
+    pub fn new(config: ServerConfig, seed: u64) -> Self {
+        // Keep the top bits clear so ids never wrap in the server's lifetime.
+        let offset = ChaCha8Rng::seed_from_u64(seed).random::<u64>() >> 12;
+        Server {
+            config,
+            next_client_id: offset.max(1),
+            connections: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            next_tick: None,
+            ticks: 0,
+            next_cleanup: None,
+            shutting_down: false,
+            mixed: Vec::new(),
+        }
     }
 
-    pub fn handle_input(&mut self, _now: Instant, _input: ServerInput<'_>) {
-        todo!()
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
+        match input {
+            ServerInput::ConnectionOpened {
+                conn,
+                peer,
+                dialect,
+            } => self.on_connection_opened(now, conn, peer, dialect),
+            ServerInput::StreamData { conn, bytes } => self.on_stream_data(now, conn, bytes),
+            ServerInput::StreamFinished { conn } => self.on_stream_finished(conn),
+            ServerInput::Datagram { conn, bytes } => self.on_datagram(conn, bytes),
+            ServerInput::ConnectionClosed { conn } => self.on_connection_closed(conn),
+            ServerInput::Timeout => self.on_timeout(now),
+        }
     }
 
     pub fn poll_output(&mut self) -> Option<ServerOutput> {
-        todo!()
+        self.outputs.pop_front()
     }
 
-    /// When the server next wants a [`ServerInput::Timeout`].
+    /// When the server next wants a [`ServerInput::Timeout`]: the next mixer
+    /// tick while any room is open, or the next sweep for connections that
+    /// never joined.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        match (self.next_tick, self.next_cleanup) {
+            (Some(tick), Some(cleanup)) => Some(tick.min(cleanup)),
+            (tick, cleanup) => tick.or(cleanup),
+        }
     }
 
     /// Tells every client the server is going away and closes every
-    /// connection.
-    pub fn shutdown(&mut self, _now: Instant, _reason: &str) {
-        todo!()
+    /// connection. Connections opened later are closed at once.
+    pub fn shutdown(&mut self, _now: Instant, reason: &str) {
+        self.shutting_down = true;
+
+        let conns: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for conn in conns {
+            let Some(connection) = self.connections.get(&conn) else {
+                continue;
+            };
+            if matches!(connection.phase, Phase::Closing) {
+                continue;
+            }
+
+            let notice = match connection.dialect {
+                Dialect::Native => SignalMessage::ShuttingDown {
+                    reason: reason.to_string(),
+                },
+                Dialect::Legacy => SignalMessage::Error {
+                    message: reason.to_string(),
+                },
+            };
+            self.send(conn, &notice, Delivery::Push);
+            self.leave_room(conn, LeaveReason::Shutdown);
+            self.close(conn, close_code::SHUTDOWN, reason);
+        }
+
+        self.next_tick = None;
+        self.next_cleanup = None;
     }
 
-    pub fn client_of(&self, _conn: ConnectionId) -> Option<ClientId> {
-        todo!()
+    pub fn client_of(&self, conn: ConnectionId) -> Option<ClientId> {
+        match self.connections.get(&conn)?.phase {
+            Phase::Joined { client, .. } => Some(client),
+            _ => None,
+        }
+    }
+
+    /// The roster of `room` as a `RoomInfo` would carry it.
+    pub fn roster(&self, room: &str) -> Option<Vec<ClientInfo>> {
+        self.rooms.get(room).map(Room::roster)
+    }
+
+    /// Every open room with its participants and their counters, ordered by
+    /// room code and client id.
+    pub fn status(&self) -> Vec<RoomStatus> {
+        self.rooms
+            .values()
+            .map(|room| RoomStatus {
+                code: room.code.clone(),
+                participants: room
+                    .members
+                    .iter()
+                    .map(|(id, member)| {
+                        let connection = self.connections.get(&member.conn);
+                        ParticipantStatus {
+                            client_id: *id,
+                            name: member.name.clone(),
+                            muted: member.muted,
+                            server_muted: member.server_muted,
+                            is_host: room.is_host(*id),
+                            dialect: connection.map_or(Dialect::Legacy, |c| c.dialect),
+                            peer: connection.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
+                            malformed_datagrams: connection.map_or(0, |c| c.malformed_datagrams),
+                            media: room.mixer.member_stats(*id),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Open connections, joined or not.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    fn on_connection_opened(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        peer: SocketAddr,
+        dialect: Dialect,
+    ) {
+        self.event(ServerEvent::ConnectionOpened {
+            conn,
+            peer,
+            dialect,
+        });
+        self.connections.insert(
+            conn,
+            Connection {
+                peer,
+                dialect,
+                frames: FrameDecoder::default(),
+                phase: Phase::AwaitingJoin { since: now },
+                next_sequence: 0,
+                malformed_datagrams: 0,
+            },
+        );
+
+        if self.shutting_down {
+            self.send(
+                conn,
+                &SignalMessage::Error {
+                    message: "server is shutting down".to_string(),
+                },
+                Delivery::Reply,
+            );
+            self.close(conn, close_code::SHUTDOWN, "server is shutting down");
+            return;
+        }
+
+        if self.next_cleanup.is_none() {
+            self.next_cleanup = Some(now + JOIN_TIMEOUT.min(self.config.cleanup_interval));
+        }
+    }
+
+    fn on_stream_data(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if matches!(connection.phase, Phase::Closing) {
+            return;
+        }
+        connection.frames.push(bytes);
+
+        loop {
+            let Some(connection) = self.connections.get_mut(&conn) else {
+                return;
+            };
+            if matches!(connection.phase, Phase::Closing) {
+                return;
+            }
+            let dialect = connection.dialect;
+
+            let body = match connection.frames.next_frame() {
+                Ok(Some(body)) => body,
+                Ok(None) => return,
+                Err(error) => {
+                    self.protocol_error(conn, format!("malformed frame: {error}"));
+                    return;
+                }
+            };
+
+            match decode_message(&body, dialect) {
+                Ok(message) => self.on_message(now, conn, message),
+                Err(error) => {
+                    self.protocol_error(conn, format!("malformed message: {error}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, now: Instant, conn: ConnectionId, message: SignalMessage) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        trace!(%conn, message = message.name(), "signalling message");
+
+        let client = match &connection.phase {
+            Phase::Closing => return,
+            Phase::AwaitingJoin { .. } => {
+                match message {
+                    SignalMessage::Join {
+                        room_code,
+                        display_name,
+                    } => self.on_join(now, conn, &room_code, &display_name),
+                    SignalMessage::Leave => {
+                        self.close(conn, close_code::NORMAL, "left before joining");
+                    }
+                    other => self.protocol_error(
+                        conn,
+                        format!("{} is not allowed before Join: send Join first", other.name()),
+                    ),
+                }
+                return;
+            }
+            Phase::Joined { client, .. } => *client,
+        };
+
+        match message {
+            SignalMessage::Join { .. } => {
+                self.reject_command(conn, client, "already joined a room: send Leave first".to_string());
+            }
+            SignalMessage::Leave => {
+                self.leave_room(conn, LeaveReason::Left);
+                self.close(conn, close_code::NORMAL, "left");
+            }
+            SignalMessage::Mute { muted } => self.on_mute(conn, client, muted),
+            SignalMessage::Kick { target } => self.on_kick(conn, client, target),
+            SignalMessage::ServerMute { target, muted } => {
+                self.on_server_mute(conn, client, target, muted)
+            }
+            SignalMessage::BlockPeer { target } => self.on_block(conn, client, target, true),
+            SignalMessage::UnblockPeer { target } => self.on_block(conn, client, target, false),
+            other => {
+                self.reject_command(
+                    conn,
+                    client,
+                    format!("{} is a server-to-client message; a client cannot send it", other.name()),
+                );
+            }
+        }
+    }
+
+    fn on_join(&mut self, now: Instant, conn: ConnectionId, room_code: &str, display_name: &str) {
+        let name = match sanitize(display_name, self.config.max_name_len, "display name") {
+            Ok(name) => name,
+            Err(error) => return self.reject_join(conn, error.to_string()),
+        };
+        let code = match sanitize(room_code, self.config.max_room_code_len, "room code") {
+            Ok(code) => code,
+            Err(error) => return self.reject_join(conn, error.to_string()),
+        };
+
+        if let Some(room) = self.rooms.get(&code) {
+            if room.members.len() >= self.config.max_room_size {
+                let reason = format!(
+                    "room {code:?} is full ({} of {} participants)",
+                    room.members.len(),
+                    self.config.max_room_size
+                );
+                return self.reject_join(conn, reason);
+            }
+        } else if self.rooms.len() >= self.config.max_rooms {
+            let reason = format!(
+                "the server has reached its limit of {} rooms: try again later or join an existing room",
+                self.config.max_rooms
+            );
+            return self.reject_join(conn, reason);
+        }
+
+        let client = self.next_client_id;
+        self.next_client_id = self.next_client_id.wrapping_add(1);
+
+        let created = !self.rooms.contains_key(&code);
+        let room = self
+            .rooms
+            .entry(code.clone())
+            .or_insert_with(|| Room::new(code.clone(), RoomMixer::new(self.config.mixer)));
+        if let Err(error) = room.mixer.add_member(client) {
+            warn!(%conn, %error, "could not set up the codec for a new participant");
+            if room.members.is_empty() {
+                self.rooms.remove(&code);
+            }
+            return self.reject_join(conn, format!("the server could not set up audio: {error}"));
+        }
+
+        let is_host = room.members.is_empty();
+        if is_host {
+            room.host = Some(client);
+        }
+        room.members.insert(
+            client,
+            Member {
+                conn,
+                name: name.clone(),
+                muted: false,
+                server_muted: false,
+                blocked: Default::default(),
+            },
+        );
+        let roster = room.roster();
+        let others: Vec<ConnectionId> = room
+            .members
+            .iter()
+            .filter(|(id, _)| **id != client)
+            .map(|(_, member)| member.conn)
+            .collect();
+
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        connection.phase = Phase::Joined {
+            client,
+            room: code.clone(),
+        };
+        let peer = connection.peer;
+        let dialect = connection.dialect;
+
+        if created {
+            self.event(ServerEvent::RoomCreated { room: code.clone() });
+            if self.next_tick.is_none() {
+                self.next_tick = Some(now + FRAME_DURATION);
+            }
+        }
+        self.event(ServerEvent::ClientJoined {
+            conn,
+            client,
+            room: code.clone(),
+            name: name.clone(),
+            peer,
+            dialect,
+            host: is_host,
+        });
+
+        self.stop_sweeping_if_idle();
+        self.send(conn, &SignalMessage::Joined { client_id: client }, Delivery::Reply);
+        self.send(conn, &SignalMessage::RoomInfo { clients: roster }, Delivery::Reply);
+        if is_host {
+            self.send(conn, &SignalMessage::YouAreHost, Delivery::Push);
+        }
+
+        let joined = SignalMessage::ClientJoined {
+            client_id: client,
+            display_name: name,
+        };
+        for other in others {
+            self.send(other, &joined, Delivery::Push);
+        }
+    }
+
+    fn on_mute(&mut self, conn: ConnectionId, client: ClientId, muted: bool) {
+        let Some(room) = self.room_of_mut(conn) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(&client) else {
+            return;
+        };
+        member.muted = muted;
+        let room_code = room.code.clone();
+
+        self.event(ServerEvent::MuteChanged {
+            room: room_code,
+            client,
+            muted,
+            by_host: false,
+        });
+        self.broadcast(
+            conn,
+            &SignalMessage::PeerMuted {
+                client_id: client,
+                muted,
+                by_server: false,
+            },
+        );
+    }
+
+    fn on_kick(&mut self, conn: ConnectionId, client: ClientId, target: ClientId) {
+        let target_conn = match self.check_moderation(conn, client, target, "kick") {
+            Ok(target_conn) => target_conn,
+            Err(reason) => return self.reject_command(conn, client, reason),
+        };
+        if target == client {
+            return self.reject_command(conn, client, "you cannot kick yourself: use Leave".to_string());
+        }
+
+        let room_code = self.room_of(conn).map(|room| room.code.clone()).unwrap_or_default();
+        self.event(ServerEvent::Kicked {
+            room: room_code,
+            host: client,
+            target,
+        });
+
+        // The kicked client hears why before its connection closes.
+        self.send(
+            target_conn,
+            &SignalMessage::Kicked {
+                reason: "kicked by the host".to_string(),
+            },
+            Delivery::Push,
+        );
+        self.leave_room(target_conn, LeaveReason::Kicked);
+        self.close(target_conn, close_code::KICKED, "kicked by the host");
+    }
+
+    fn on_server_mute(&mut self, conn: ConnectionId, client: ClientId, target: ClientId, muted: bool) {
+        if let Err(reason) = self.check_moderation(conn, client, target, "force-mute") {
+            return self.reject_command(conn, client, reason);
+        }
+        let Some(room) = self.room_of_mut(conn) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(&target) else {
+            return;
+        };
+        member.server_muted = muted;
+        let room_code = room.code.clone();
+
+        self.event(ServerEvent::MuteChanged {
+            room: room_code,
+            client: target,
+            muted,
+            by_host: true,
+        });
+        self.broadcast(
+            conn,
+            &SignalMessage::PeerMuted {
+                client_id: target,
+                muted,
+                by_server: true,
+            },
+        );
+    }
+
+    fn on_block(&mut self, conn: ConnectionId, client: ClientId, target: ClientId, blocked: bool) {
+        let verb = if blocked { "block" } else { "unblock" };
+        let Some(room) = self.room_of_mut(conn) else {
+            return;
+        };
+        if target == client {
+            return self.reject_command(conn, client, format!("you cannot {verb} yourself"));
+        }
+        if !room.members.contains_key(&target) {
+            let reason = format!("cannot {verb} id {target}: no such participant in this room");
+            return self.reject_command(conn, client, reason);
+        }
+        let Some(member) = room.members.get_mut(&client) else {
+            return;
+        };
+        if blocked {
+            member.blocked.insert(target);
+        } else {
+            member.blocked.remove(&target);
+        }
+        let room_code = room.code.clone();
+
+        self.event(ServerEvent::BlockChanged {
+            room: room_code,
+            client,
+            target,
+            blocked,
+        });
+    }
+
+    /// Checks that `client` is its room's host and that `target` is in the
+    /// same room, and returns the target's connection.
+    fn check_moderation(
+        &self,
+        conn: ConnectionId,
+        client: ClientId,
+        target: ClientId,
+        action: &str,
+    ) -> Result<ConnectionId, String> {
+        let Some(room) = self.room_of(conn) else {
+            return Err(format!("cannot {action}: you are not in a room"));
+        };
+        if !room.is_host(client) {
+            return Err(format!("only the host can {action}"));
+        }
+        match room.members.get(&target) {
+            Some(member) => Ok(member.conn),
+            None => Err(format!("cannot {action} id {target}: no such participant in this room")),
+        }
+    }
+
+    fn on_stream_finished(&mut self, conn: ConnectionId) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        if matches!(connection.phase, Phase::Closing) {
+            return;
+        }
+        debug!(%conn, "client finished its signalling stream");
+        self.leave_room(conn, LeaveReason::Left);
+        self.close(conn, close_code::NORMAL, "signalling stream finished");
+    }
+
+    fn on_datagram(&mut self, conn: ConnectionId, bytes: &[u8]) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let Phase::Joined { client, room } = &connection.phase else {
+            trace!(%conn, "datagram before Join dropped");
+            return;
+        };
+
+        let (header, payload) = match decode_datagram(bytes) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                connection.malformed_datagrams += 1;
+                trace!(%conn, %error, "malformed datagram dropped");
+                return;
+            }
+        };
+
+        let client = *client;
+        if let Some(room) = self.rooms.get_mut(room) {
+            trace!(client, sequence = header.sequence, len = payload.len(), "audio datagram");
+            room.mixer.push_packet(client, header.sequence, payload);
+        }
+    }
+
+    fn on_connection_closed(&mut self, conn: ConnectionId) {
+        if self.connections.contains_key(&conn) {
+            self.leave_room(conn, LeaveReason::Disconnected);
+            self.connections.remove(&conn);
+            self.stop_sweeping_if_idle();
+        }
+    }
+
+    /// Cancels the sweep for connections that never joined when none is
+    /// left waiting, so an idle server asks for no wake-ups.
+    fn stop_sweeping_if_idle(&mut self) {
+        let waiting = self
+            .connections
+            .values()
+            .any(|connection| matches!(connection.phase, Phase::AwaitingJoin { .. }));
+        if !waiting {
+            self.next_cleanup = None;
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if let Some(mut tick) = self.next_tick {
+            let mut ran = 0;
+            while tick <= now {
+                if ran == MAX_CATCH_UP_TICKS {
+                    debug!(late_ms = (now - tick).as_millis() as u64, "mixer clock fell behind; skipping ahead");
+                    tick = now + FRAME_DURATION;
+                    break;
+                }
+                self.mix_tick();
+                tick += FRAME_DURATION;
+                ran += 1;
+            }
+            self.next_tick = if self.rooms.is_empty() { None } else { Some(tick) };
+        }
+
+        if let Some(cleanup) = self.next_cleanup {
+            if cleanup <= now {
+                self.sweep(now);
+            }
+        }
+    }
+
+    /// Runs one 20 ms mixer tick in every room and queues the datagrams.
+    fn mix_tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
+        let timestamp = (self.ticks.wrapping_mul(FRAME_SAMPLES as u64)) as u32;
+
+        for room in self.rooms.values_mut() {
+            self.mixed.clear();
+            let policy = RoomPolicy {
+                members: &room.members,
+            };
+            room.mixer.mix(&policy, &mut self.mixed);
+
+            for frame in self.mixed.drain(..) {
+                let Some(member) = room.members.get(&frame.listener) else {
+                    continue;
+                };
+                let Some(connection) = self.connections.get_mut(&member.conn) else {
+                    continue;
+                };
+                let header = AudioHeader {
+                    client_id: frame.listener,
+                    sequence: connection.next_sequence,
+                    timestamp,
+                };
+                connection.next_sequence = connection.next_sequence.wrapping_add(1);
+                self.outputs.push_back(ServerOutput::SendDatagram {
+                    conn: member.conn,
+                    datagram: encode_datagram(header, &frame.packet),
+                });
+            }
+        }
+    }
+
+    /// Closes connections that never joined and schedules the next sweep.
+    fn sweep(&mut self, now: Instant) {
+        let stale: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| match connection.phase {
+                Phase::AwaitingJoin { since } => now - since >= JOIN_TIMEOUT,
+                _ => false,
+            })
+            .map(|(conn, _)| *conn)
+            .collect();
+
+        for conn in stale {
+            let message = format!("no Join received within {} s", JOIN_TIMEOUT.as_secs());
+            self.send(conn, &SignalMessage::Error { message: message.clone() }, Delivery::Reply);
+            self.close(conn, close_code::JOIN_TIMEOUT, &message);
+        }
+
+        self.next_cleanup = Some(now + JOIN_TIMEOUT.min(self.config.cleanup_interval));
+        self.stop_sweeping_if_idle();
+    }
+
+    /// Removes the connection's client from its room: tells the others,
+    /// moves the host role if needed, and closes the room when it empties.
+    fn leave_room(&mut self, conn: ConnectionId, reason: LeaveReason) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let Phase::Joined { client, room } = std::mem::replace(&mut connection.phase, Phase::Closing) else {
+            return;
+        };
+        let Some(room_state) = self.rooms.get_mut(&room) else {
+            return;
+        };
+
+        let (removed, new_host) = room_state.remove(client);
+        let name = removed.map(|member| member.name).unwrap_or_default();
+        let remaining: Vec<ConnectionId> = room_state.members.values().map(|member| member.conn).collect();
+        let roster = room_state.roster();
+        let empty = room_state.members.is_empty();
+
+        self.event(ServerEvent::ClientLeft {
+            client,
+            room: room.clone(),
+            name,
+            reason,
+        });
+
+        if reason != LeaveReason::Shutdown {
+            let left = SignalMessage::ClientLeft { client_id: client };
+            for other in &remaining {
+                self.send(*other, &left, Delivery::Push);
+            }
+        }
+
+        if let Some(host) = new_host {
+            self.event(ServerEvent::HostChanged {
+                room: room.clone(),
+                client: host,
+            });
+            if reason != LeaveReason::Shutdown {
+                if let Some(host_conn) = self.rooms.get(&room).and_then(|r| r.members.get(&host)).map(|m| m.conn) {
+                    self.send(host_conn, &SignalMessage::YouAreHost, Delivery::Push);
+                }
+                let info = SignalMessage::RoomInfo { clients: roster };
+                for other in &remaining {
+                    self.send(*other, &info, Delivery::Push);
+                }
+            }
+        }
+
+        if empty {
+            self.rooms.remove(&room);
+            self.event(ServerEvent::RoomClosed { room });
+            if self.rooms.is_empty() {
+                self.next_tick = None;
+            }
+        }
+    }
+
+    fn reject_join(&mut self, conn: ConnectionId, reason: String) {
+        let peer = self
+            .connections
+            .get(&conn)
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer);
+        self.event(ServerEvent::JoinRejected {
+            conn,
+            peer,
+            reason: reason.clone(),
+        });
+        self.send(
+            conn,
+            &SignalMessage::Error {
+                message: reason.clone(),
+            },
+            Delivery::Reply,
+        );
+        self.close(conn, close_code::JOIN_REJECTED, &reason);
+    }
+
+    fn reject_command(&mut self, conn: ConnectionId, client: ClientId, reason: String) {
+        self.event(ServerEvent::CommandRejected {
+            conn,
+            client: Some(client),
+            reason: reason.clone(),
+        });
+        self.send(conn, &SignalMessage::Error { message: reason }, Delivery::Reply);
+    }
+
+    /// Tells the client what it did wrong, removes it from its room and
+    /// closes the connection.
+    fn protocol_error(&mut self, conn: ConnectionId, error: String) {
+        self.event(ServerEvent::ProtocolError {
+            conn,
+            error: error.clone(),
+        });
+        self.send(
+            conn,
+            &SignalMessage::Error {
+                message: error.clone(),
+            },
+            Delivery::Reply,
+        );
+        self.leave_room(conn, LeaveReason::ProtocolError);
+        self.close(conn, close_code::PROTOCOL_ERROR, &error);
+    }
+
+    /// Sends `message` to everyone in the room of `conn`, including `conn`.
+    fn broadcast(&mut self, conn: ConnectionId, message: &SignalMessage) {
+        let Some(room) = self.room_of(conn) else {
+            return;
+        };
+        let members: Vec<ConnectionId> = room.members.values().map(|member| member.conn).collect();
+        for member in members {
+            self.send(member, message, Delivery::Push);
+        }
+    }
+
+    fn send(&mut self, conn: ConnectionId, message: &SignalMessage, delivery: Delivery) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        if matches!(connection.phase, Phase::Closing) {
+            return;
+        }
+
+        let stream = match (connection.dialect, delivery) {
+            (Dialect::Legacy, Delivery::Push) => OutStream::Push,
+            _ => OutStream::Control,
+        };
+        match encode_message(message, connection.dialect) {
+            Ok(body) => self.outputs.push_back(ServerOutput::SendFrame {
+                conn,
+                stream,
+                frame: encode_frame(&body),
+            }),
+            Err(error) => warn!(%conn, %error, "could not encode a message; not sent"),
+        }
+    }
+
+    fn close(&mut self, conn: ConnectionId, code: u32, message: &str) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        connection.phase = Phase::Closing;
+        self.outputs.push_back(ServerOutput::Close {
+            conn,
+            reason: CloseReason {
+                code,
+                message: message.to_string(),
+            },
+        });
+    }
+
+    fn event(&mut self, event: ServerEvent) {
+        self.outputs.push_back(ServerOutput::Event(event));
+    }
+
+    fn room_of(&self, conn: ConnectionId) -> Option<&Room> {
+        match &self.connections.get(&conn)?.phase {
+            Phase::Joined { room, .. } => self.rooms.get(room),
+            _ => None,
+        }
+    }
+
+    fn room_of_mut(&mut self, conn: ConnectionId) -> Option<&mut Room> {
+        match &self.connections.get(&conn)?.phase {
+            Phase::Joined { room, .. } => self.rooms.get_mut(room),
+            _ => None,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+//! Server settings.
+
+use std::time::Duration;
+
+use crate::mixer::MixerConfig;
+
+/// Server settings. Every limit here protects the server from a client
+/// asking for more than its share.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServerConfig {
+    /// Participants per room at most.
+    pub max_room_size: usize,
+    /// Rooms at most, across the server.
+    pub max_rooms: usize,
+    /// Display name length at most, in characters.
+    pub max_name_len: usize,
+    /// Room code length at most, in characters.
+    pub max_room_code_len: usize,
+    /// How often connections that never sent `Join` are looked for; they are
+    /// closed once they have waited [`super::JOIN_TIMEOUT`].
+    pub cleanup_interval: Duration,
+    pub mixer: MixerConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_room_size: 16,
+            max_rooms: 1024,
+            max_name_len: 64,
+            max_room_code_len: 128,
+            cleanup_interval: Duration::from_secs(5),
+            mixer: MixerConfig::default(),
+        }
+    }
+}

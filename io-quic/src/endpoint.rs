@@ -1,0 +1,171 @@
+//! QUIC transport settings and the quinn configurations built from them.
+//!
+//! Transport parameters stay at voicemcu 0.1's values, which are quinn 0.11's
+//! defaults (30 s idle timeout, datagrams enabled) with path-MTU discovery
+//! capped at 1200 bytes of UDP payload. There are two additions. Our client
+//! sends a keep-alive every 5 s so that a muted, silent client is not
+//! dropped for idleness. The server lets each client open one bidirectional
+//! stream and no unidirectional ones, which is all either dialect uses.
+//!
+//! ALPN decides the dialect: the server accepts both [`NATIVE_ALPN`] and no
+//! ALPN (the private `alpn` module explains how), and the client offers either the
+//! native ALPN or nothing.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
+use voicemcu_core::wire::{Dialect, NATIVE_ALPN};
+
+use crate::alpn::DialectServerCrypto;
+use crate::tls::{
+    crypto_provider, Fingerprint, Identity, PinnedCertVerifier, SkipServerVerification, TlsError,
+};
+
+/// How long a connection may be silent before either side drops it. The
+/// same as voicemcu 0.1 (quinn 0.11's default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often our client sends a keep-alive, well under [`IDLE_TIMEOUT`].
+pub const CLIENT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// The upper bound of path-MTU discovery, in bytes of UDP payload. Equal to
+/// QUIC's minimum, so packets never grow past it.
+pub const MAX_UDP_PAYLOAD: u16 = 1200;
+
+/// Bidirectional streams a client may have open at once: its signalling
+/// stream.
+pub const MAX_CLIENT_BIDI_STREAMS: u32 = 1;
+
+/// How a client decides that a server certificate is the right one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// Accept only the certificate with this SHA-256 fingerprint.
+    Pinned(Fingerprint),
+    /// Accept any certificate (`--danger-skip-verify`). For tests only:
+    /// anyone on the network path can impersonate the server.
+    SkipVerify,
+}
+
+/// Returns the dialect a handshake negotiated, read from its ALPN.
+pub fn negotiated_dialect(connection: &quinn::Connection) -> Dialect {
+    let protocol = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    Dialect::from_alpn(protocol.as_deref())
+}
+
+fn base_transport() -> TransportConfig {
+    let mut mtu = MtuDiscoveryConfig::default();
+    mtu.upper_bound(MAX_UDP_PAYLOAD);
+
+    let mut transport = TransportConfig::default();
+    transport
+        .mtu_discovery_config(Some(mtu))
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(
+            IDLE_TIMEOUT.as_millis() as u32,
+        ))));
+    transport
+}
+
+/// Builds the transport settings of our server.
+pub fn server_transport() -> TransportConfig {
+    let mut transport = base_transport();
+    transport
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_CLIENT_BIDI_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(0));
+    transport
+}
+
+/// Builds the transport settings of our client.
+pub fn client_transport() -> TransportConfig {
+    let mut transport = base_transport();
+    transport
+        .keep_alive_interval(Some(CLIENT_KEEP_ALIVE))
+        .max_concurrent_bidi_streams(VarInt::from_u32(0));
+    transport
+}
+
+pub(crate) fn rustls_server_config(
+    identity: &Identity,
+    alpn: Vec<Vec<u8>>,
+) -> Result<QuicServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(
+            identity.cert_chain().to_vec(),
+            identity.private_key().clone_key(),
+        )?;
+    config.alpn_protocols = alpn;
+    Ok(QuicServerConfig::try_from(config)?)
+}
+
+/// Builds the quinn server configuration: `identity`'s certificate, both
+/// dialects, [`server_transport`].
+pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+    let native = rustls_server_config(identity, vec![NATIVE_ALPN.to_vec()])?;
+    let legacy = rustls_server_config(identity, Vec::new())?;
+    let crypto = DialectServerCrypto::new(native, legacy);
+
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(server_transport()));
+    Ok(config)
+}
+
+/// A quinn client configuration and, when pinning, the verifier that can
+/// report which certificate it rejected.
+pub struct ClientCrypto {
+    pub config: quinn::ClientConfig,
+    pub pinned: Option<Arc<PinnedCertVerifier>>,
+}
+
+/// Builds the quinn client configuration for `trust`, offering the native ALPN
+/// when `offer_native_alpn` is set and no ALPN otherwise (the legacy
+/// dialect). Uses [`client_transport`].
+pub fn client_config(trust: Trust, offer_native_alpn: bool) -> Result<ClientCrypto, TlsError> {
+    let provider = crypto_provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous();
+
+    let (mut crypto, pinned) = match trust {
+        Trust::Pinned(expected) => {
+            let verifier = Arc::new(PinnedCertVerifier::new(expected, &provider));
+            let crypto = builder
+                .with_custom_certificate_verifier(verifier.clone())
+                .with_no_client_auth();
+            (crypto, Some(verifier))
+        }
+        Trust::SkipVerify => {
+            let verifier = Arc::new(SkipServerVerification::new(&provider));
+            let crypto = builder
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            (crypto, None)
+        }
+    };
+    if offer_native_alpn {
+        crypto.alpn_protocols = vec![NATIVE_ALPN.to_vec()];
+    }
+
+    let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(crypto)?));
+    config.transport_config(Arc::new(client_transport()));
+    Ok(ClientCrypto { config, pinned })
+}
+
+/// Chooses the local address a client socket binds to for reaching `server`: the
+/// loopback address of the same family when the server is on loopback,
+/// otherwise the unspecified address of that family, port 0 either way.
+pub fn client_bind_addr(server: SocketAddr) -> SocketAddr {
+    let loopback = server.ip().is_loopback();
+    match server {
+        SocketAddr::V4(_) if loopback => (Ipv4Addr::LOCALHOST, 0).into(),
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) if loopback => (Ipv6Addr::LOCALHOST, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}

@@ -13,7 +13,11 @@ pub enum TextError {
     #[error("{what} is empty")]
     Empty { what: &'static str },
     #[error("{what} is {len} characters long, over the limit of {max}")]
-    TooLong { what: &'static str, len: usize, max: usize },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Cleans `input` and checks it is non-empty and at most `max_chars` long.
@@ -28,7 +32,11 @@ pub fn sanitize(input: &str, max_chars: usize, what: &'static str) -> Result<Str
 
     let len = trimmed.chars().count();
     if len > max_chars {
-        return Err(TextError::TooLong { what, len, max: max_chars });
+        return Err(TextError::TooLong {
+            what,
+            len,
+            max: max_chars,
+        });
     }
 
     Ok(trimmed.to_string())
@@ -49,19 +57,27 @@ mod tests {
     #[test]
     fn strips_control_and_format_characters() {
         let name = "\u{202e}evil\u{200b}\u{0007}name\n";
-        assert_eq!(sanitize(name, 64, "display name"), Ok("evilname".to_string()));
+        assert_eq!(
+            sanitize(name, 64, "display name"),
+            Ok("evilname".to_string())
+        );
     }
 
     #[test]
     fn keeps_ordinary_unicode() {
-        assert_eq!(sanitize("  Zoë 山田 ", 64, "display name"), Ok("Zoë 山田".to_string()));
+        assert_eq!(
+            sanitize("  Zoë 山田 ", 64, "display name"),
+            Ok("Zoë 山田".to_string())
+        );
     }
 
     #[test]
     fn empty_after_cleaning_rejected() {
         assert_eq!(
             sanitize("\u{200f}\u{200e} \t", 64, "display name"),
-            Err(TextError::Empty { what: "display name" })
+            Err(TextError::Empty {
+                what: "display name"
+            })
         );
     }
 
@@ -71,7 +87,11 @@ mod tests {
         assert!(sanitize(&code, 128, "room code").is_ok());
         assert_eq!(
             sanitize(&"é".repeat(129), 128, "room code"),
-            Err(TextError::TooLong { what: "room code", len: 129, max: 128 })
+            Err(TextError::TooLong {
+                what: "room code",
+                len: 129,
+                max: 128
+            })
         );
     }
 }

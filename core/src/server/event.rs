@@ -120,19 +120,36 @@ impl ServerEvent {
 impl fmt::Display for ServerEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerEvent::ConnectionOpened { conn, peer, dialect } => {
+            ServerEvent::ConnectionOpened {
+                conn,
+                peer,
+                dialect,
+            } => {
                 write!(f, "{conn} from {peer} opened ({dialect} dialect)")
             }
             ServerEvent::RoomCreated { room } => write!(f, "room {room:?} created"),
             ServerEvent::RoomClosed { room } => write!(f, "room {room:?} closed"),
-            ServerEvent::ClientJoined { conn, client, room, name, peer, dialect, host } => {
+            ServerEvent::ClientJoined {
+                conn,
+                client,
+                room,
+                name,
+                peer,
+                dialect,
+                host,
+            } => {
                 let role = if *host { " as host" } else { "" };
                 write!(
                     f,
                     "{name:?} (id {client}, {conn} from {peer}, {dialect}) joined room {room:?}{role}"
                 )
             }
-            ServerEvent::ClientLeft { client, room, name, reason } => {
+            ServerEvent::ClientLeft {
+                client,
+                room,
+                name,
+                reason,
+            } => {
                 write!(f, "{name:?} (id {client}) left room {room:?}: {reason}")
             }
             ServerEvent::HostChanged { room, client } => {
@@ -141,19 +158,33 @@ impl fmt::Display for ServerEvent {
             ServerEvent::Kicked { room, host, target } => {
                 write!(f, "host {host} kicked id {target} from room {room:?}")
             }
-            ServerEvent::MuteChanged { room, client, muted, by_host } => {
+            ServerEvent::MuteChanged {
+                room,
+                client,
+                muted,
+                by_host,
+            } => {
                 let action = if *muted { "muted" } else { "unmuted" };
                 let by = if *by_host { " by the host" } else { "" };
                 write!(f, "id {client} in room {room:?} {action}{by}")
             }
-            ServerEvent::BlockChanged { room, client, target, blocked } => {
+            ServerEvent::BlockChanged {
+                room,
+                client,
+                target,
+                blocked,
+            } => {
                 let action = if *blocked { "blocked" } else { "unblocked" };
                 write!(f, "id {client} in room {room:?} {action} id {target}")
             }
             ServerEvent::JoinRejected { conn, peer, reason } => {
                 write!(f, "join from {peer} ({conn}) rejected: {reason}")
             }
-            ServerEvent::CommandRejected { conn, client, reason } => match client {
+            ServerEvent::CommandRejected {
+                conn,
+                client,
+                reason,
+            } => match client {
                 Some(client) => write!(f, "command from id {client} rejected: {reason}"),
                 None => write!(f, "command on {conn} rejected: {reason}"),
             },

@@ -305,7 +305,8 @@ impl Server {
                             server_muted: member.server_muted,
                             is_host: room.is_host(*id),
                             dialect: connection.map_or(Dialect::Legacy, |c| c.dialect),
-                            peer: connection.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
+                            peer: connection
+                                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
                             malformed_datagrams: connection.map_or(0, |c| c.malformed_datagrams),
                             media: room.mixer.member_stats(*id),
                         }
@@ -417,7 +418,10 @@ impl Server {
                     }
                     other => self.protocol_error(
                         conn,
-                        format!("{} is not allowed before Join: send Join first", other.name()),
+                        format!(
+                            "{} is not allowed before Join: send Join first",
+                            other.name()
+                        ),
                     ),
                 }
                 return;
@@ -427,7 +431,11 @@ impl Server {
 
         match message {
             SignalMessage::Join { .. } => {
-                self.reject_command(conn, client, "already joined a room: send Leave first".to_string());
+                self.reject_command(
+                    conn,
+                    client,
+                    "already joined a room: send Leave first".to_string(),
+                );
             }
             SignalMessage::Leave => {
                 self.leave_room(conn, LeaveReason::Left);
@@ -444,7 +452,10 @@ impl Server {
                 self.reject_command(
                     conn,
                     client,
-                    format!("{} is a server-to-client message; a client cannot send it", other.name()),
+                    format!(
+                        "{} is a server-to-client message; a client cannot send it",
+                        other.name()
+                    ),
                 );
             }
         }
@@ -542,8 +553,16 @@ impl Server {
         });
 
         self.stop_sweeping_if_idle();
-        self.send(conn, &SignalMessage::Joined { client_id: client }, Delivery::Reply);
-        self.send(conn, &SignalMessage::RoomInfo { clients: roster }, Delivery::Reply);
+        self.send(
+            conn,
+            &SignalMessage::Joined { client_id: client },
+            Delivery::Reply,
+        );
+        self.send(
+            conn,
+            &SignalMessage::RoomInfo { clients: roster },
+            Delivery::Reply,
+        );
         if is_host {
             self.send(conn, &SignalMessage::YouAreHost, Delivery::Push);
         }
@@ -589,10 +608,17 @@ impl Server {
             Err(reason) => return self.reject_command(conn, client, reason),
         };
         if target == client {
-            return self.reject_command(conn, client, "you cannot kick yourself: use Leave".to_string());
+            return self.reject_command(
+                conn,
+                client,
+                "you cannot kick yourself: use Leave".to_string(),
+            );
         }
 
-        let room_code = self.room_of(conn).map(|room| room.code.clone()).unwrap_or_default();
+        let room_code = self
+            .room_of(conn)
+            .map(|room| room.code.clone())
+            .unwrap_or_default();
         self.event(ServerEvent::Kicked {
             room: room_code,
             host: client,
@@ -611,7 +637,13 @@ impl Server {
         self.close(target_conn, close_code::KICKED, "kicked by the host");
     }
 
-    fn on_server_mute(&mut self, conn: ConnectionId, client: ClientId, target: ClientId, muted: bool) {
+    fn on_server_mute(
+        &mut self,
+        conn: ConnectionId,
+        client: ClientId,
+        target: ClientId,
+        muted: bool,
+    ) {
         if let Err(reason) = self.check_moderation(conn, client, target, "force-mute") {
             return self.reject_command(conn, client, reason);
         }
@@ -687,7 +719,9 @@ impl Server {
         }
         match room.members.get(&target) {
             Some(member) => Ok(member.conn),
-            None => Err(format!("cannot {action} id {target}: no such participant in this room")),
+            None => Err(format!(
+                "cannot {action} id {target}: no such participant in this room"
+            )),
         }
     }
 
@@ -723,7 +757,12 @@ impl Server {
 
         let client = *client;
         if let Some(room) = self.rooms.get_mut(room) {
-            trace!(client, sequence = header.sequence, len = payload.len(), "audio datagram");
+            trace!(
+                client,
+                sequence = header.sequence,
+                len = payload.len(),
+                "audio datagram"
+            );
             room.mixer.push_packet(client, header.sequence, payload);
         }
     }
@@ -753,7 +792,10 @@ impl Server {
             let mut ran = 0;
             while tick <= now {
                 if ran == MAX_CATCH_UP_TICKS {
-                    debug!(late_ms = (now - tick).as_millis() as u64, "mixer clock fell behind; skipping ahead");
+                    debug!(
+                        late_ms = (now - tick).as_millis() as u64,
+                        "mixer clock fell behind; skipping ahead"
+                    );
                     tick = now + FRAME_DURATION;
                     break;
                 }
@@ -761,7 +803,11 @@ impl Server {
                 tick += FRAME_DURATION;
                 ran += 1;
             }
-            self.next_tick = if self.rooms.is_empty() { None } else { Some(tick) };
+            self.next_tick = if self.rooms.is_empty() {
+                None
+            } else {
+                Some(tick)
+            };
         }
 
         if let Some(cleanup) = self.next_cleanup {
@@ -818,7 +864,13 @@ impl Server {
 
         for conn in stale {
             let message = format!("no Join received within {} s", JOIN_TIMEOUT.as_secs());
-            self.send(conn, &SignalMessage::Error { message: message.clone() }, Delivery::Reply);
+            self.send(
+                conn,
+                &SignalMessage::Error {
+                    message: message.clone(),
+                },
+                Delivery::Reply,
+            );
             self.close(conn, close_code::JOIN_TIMEOUT, &message);
         }
 
@@ -832,7 +884,9 @@ impl Server {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
-        let Phase::Joined { client, room } = std::mem::replace(&mut connection.phase, Phase::Closing) else {
+        let Phase::Joined { client, room } =
+            std::mem::replace(&mut connection.phase, Phase::Closing)
+        else {
             return;
         };
         let Some(room_state) = self.rooms.get_mut(&room) else {
@@ -841,7 +895,11 @@ impl Server {
 
         let (removed, new_host) = room_state.remove(client);
         let name = removed.map(|member| member.name).unwrap_or_default();
-        let remaining: Vec<ConnectionId> = room_state.members.values().map(|member| member.conn).collect();
+        let remaining: Vec<ConnectionId> = room_state
+            .members
+            .values()
+            .map(|member| member.conn)
+            .collect();
         let roster = room_state.roster();
         let empty = room_state.members.is_empty();
 
@@ -865,7 +923,12 @@ impl Server {
                 client: host,
             });
             if reason != LeaveReason::Shutdown {
-                if let Some(host_conn) = self.rooms.get(&room).and_then(|r| r.members.get(&host)).map(|m| m.conn) {
+                if let Some(host_conn) = self
+                    .rooms
+                    .get(&room)
+                    .and_then(|r| r.members.get(&host))
+                    .map(|m| m.conn)
+                {
                     self.send(host_conn, &SignalMessage::YouAreHost, Delivery::Push);
                 }
                 let info = SignalMessage::RoomInfo { clients: roster };
@@ -910,7 +973,11 @@ impl Server {
             client: Some(client),
             reason: reason.clone(),
         });
-        self.send(conn, &SignalMessage::Error { message: reason }, Delivery::Reply);
+        self.send(
+            conn,
+            &SignalMessage::Error { message: reason },
+            Delivery::Reply,
+        );
     }
 
     /// Tells the client what it did wrong, removes it from its room and

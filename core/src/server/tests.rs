@@ -40,23 +40,43 @@ impl Harness {
         let conn = ConnectionId(conn);
         let peer: SocketAddr = format!("127.0.0.1:{}", 40000 + conn.0).parse().unwrap();
         self.dialects.insert(conn, dialect);
-        self.server.handle_input(self.now, ServerInput::ConnectionOpened { conn, peer, dialect });
+        self.server.handle_input(
+            self.now,
+            ServerInput::ConnectionOpened {
+                conn,
+                peer,
+                dialect,
+            },
+        );
         conn
     }
 
     fn send(&mut self, conn: ConnectionId, message: SignalMessage) {
         let dialect = self.dialects[&conn];
         let frame = encode_frame(&encode_message(&message, dialect).unwrap());
-        self.server.handle_input(self.now, ServerInput::StreamData { conn, bytes: &frame });
+        self.server.handle_input(
+            self.now,
+            ServerInput::StreamData {
+                conn,
+                bytes: &frame,
+            },
+        );
     }
 
     fn send_raw(&mut self, conn: ConnectionId, bytes: &[u8]) {
-        self.server.handle_input(self.now, ServerInput::StreamData { conn, bytes });
+        self.server
+            .handle_input(self.now, ServerInput::StreamData { conn, bytes });
     }
 
     /// Opens a connection, joins `room` as `name` and returns the connection
     /// and the client id, discarding the outputs.
-    fn join(&mut self, conn: u64, dialect: Dialect, room: &str, name: &str) -> (ConnectionId, ClientId) {
+    fn join(
+        &mut self,
+        conn: u64,
+        dialect: Dialect,
+        room: &str,
+        name: &str,
+    ) -> (ConnectionId, ClientId) {
         let conn = self.open(conn, dialect);
         self.send(conn, join(room, name));
         self.drain();
@@ -67,8 +87,13 @@ impl Harness {
         let mut outs = Vec::new();
         while let Some(output) = self.server.poll_output() {
             outs.push(match output {
-                ServerOutput::SendFrame { conn, stream, frame } => {
-                    let message = decode_message(&frame[FRAME_HEADER_LEN..], self.dialects[&conn]).unwrap();
+                ServerOutput::SendFrame {
+                    conn,
+                    stream,
+                    frame,
+                } => {
+                    let message =
+                        decode_message(&frame[FRAME_HEADER_LEN..], self.dialects[&conn]).unwrap();
                     Out::Frame(conn, stream, message)
                 }
                 ServerOutput::SendDatagram { conn, .. } => Out::Datagram(conn),
@@ -110,7 +135,10 @@ impl Harness {
 }
 
 fn join(room: &str, name: &str) -> SignalMessage {
-    SignalMessage::Join { room_code: room.to_string(), display_name: name.to_string() }
+    SignalMessage::Join {
+        room_code: room.to_string(),
+        display_name: name.to_string(),
+    }
 }
 
 fn error_text(message: &SignalMessage) -> &str {
@@ -129,7 +157,10 @@ fn legacy_join_replies_on_control_stream() {
     let id = h.server.client_of(conn).unwrap();
 
     let frames = Harness::frames_to(&outs, conn);
-    assert_eq!(frames[0], (OutStream::Control, SignalMessage::Joined { client_id: id }));
+    assert_eq!(
+        frames[0],
+        (OutStream::Control, SignalMessage::Joined { client_id: id })
+    );
     assert_eq!(
         frames[1],
         (
@@ -160,10 +191,19 @@ fn pushes_use_streams_of_each_dialect() {
     h.send(conn, join("room", "third"));
     let outs = h.drain();
     let third = h.server.client_of(conn).unwrap();
-    let joined = SignalMessage::ClientJoined { client_id: third, display_name: "third".to_string() };
+    let joined = SignalMessage::ClientJoined {
+        client_id: third,
+        display_name: "third".to_string(),
+    };
 
-    assert_eq!(Harness::frames_to(&outs, legacy), vec![(OutStream::Push, joined.clone())]);
-    assert_eq!(Harness::frames_to(&outs, native), vec![(OutStream::Control, joined)]);
+    assert_eq!(
+        Harness::frames_to(&outs, legacy),
+        vec![(OutStream::Push, joined.clone())]
+    );
+    assert_eq!(
+        Harness::frames_to(&outs, native),
+        vec![(OutStream::Control, joined)]
+    );
     assert!(native_id < third);
 }
 
@@ -174,10 +214,20 @@ fn client_ids_come_from_seed() {
         let conn = ConnectionId(1);
         server.handle_input(
             Instant::ZERO,
-            ServerInput::ConnectionOpened { conn, peer: "127.0.0.1:1".parse().unwrap(), dialect: Dialect::Native },
+            ServerInput::ConnectionOpened {
+                conn,
+                peer: "127.0.0.1:1".parse().unwrap(),
+                dialect: Dialect::Native,
+            },
         );
         let frame = encode_frame(&encode_message(&join("r", "n"), Dialect::Native).unwrap());
-        server.handle_input(Instant::ZERO, ServerInput::StreamData { conn, bytes: &frame });
+        server.handle_input(
+            Instant::ZERO,
+            ServerInput::StreamData {
+                conn,
+                bytes: &frame,
+            },
+        );
         server.client_of(conn).unwrap()
     };
     assert_eq!(first_id(1), first_id(1));
@@ -197,16 +247,34 @@ fn host_leaving_promotes_lowest_id() {
 
     assert_eq!(Harness::closed(&outs, host), Some(close_code::NORMAL));
     let to_second = Harness::frames_to(&outs, second);
-    assert_eq!(to_second[0].1, SignalMessage::ClientLeft { client_id: host_id });
+    assert_eq!(
+        to_second[0].1,
+        SignalMessage::ClientLeft { client_id: host_id }
+    );
     assert_eq!(to_second[1].1, SignalMessage::YouAreHost);
-    let SignalMessage::RoomInfo { clients } = &to_second[2].1 else { panic!("expected RoomInfo") };
-    assert!(clients.iter().find(|c| c.client_id == second_id).unwrap().is_host);
+    let SignalMessage::RoomInfo { clients } = &to_second[2].1 else {
+        panic!("expected RoomInfo")
+    };
+    assert!(
+        clients
+            .iter()
+            .find(|c| c.client_id == second_id)
+            .unwrap()
+            .is_host
+    );
     assert_eq!(clients.len(), 2);
 
     let to_third = Harness::frames_to(&outs, third);
-    assert_eq!(to_third.len(), 2, "third gets ClientLeft and RoomInfo: {to_third:?}");
+    assert_eq!(
+        to_third.len(),
+        2,
+        "third gets ClientLeft and RoomInfo: {to_third:?}"
+    );
     assert!(matches!(to_third[1].1, SignalMessage::RoomInfo { .. }));
-    assert!(outs.contains(&Out::Event(ServerEvent::HostChanged { room: "room".to_string(), client: second_id })));
+    assert!(outs.contains(&Out::Event(ServerEvent::HostChanged {
+        room: "room".to_string(),
+        client: second_id
+    })));
 }
 
 #[test]
@@ -222,12 +290,20 @@ fn kicked_client_hears_why_before_close() {
         .iter()
         .position(|o| matches!(o, Out::Frame(c, _, SignalMessage::Kicked { .. }) if *c == target))
         .expect("Kicked sent");
-    let closed_at = outs.iter().position(|o| matches!(o, Out::Close(c, _) if *c == target)).expect("closed");
+    let closed_at = outs
+        .iter()
+        .position(|o| matches!(o, Out::Close(c, _) if *c == target))
+        .expect("closed");
     assert!(kicked_at < closed_at);
     assert_eq!(Harness::closed(&outs, target), Some(close_code::KICKED));
     assert_eq!(
         Harness::frames_to(&outs, host),
-        vec![(OutStream::Push, SignalMessage::ClientLeft { client_id: target_id })]
+        vec![(
+            OutStream::Push,
+            SignalMessage::ClientLeft {
+                client_id: target_id
+            }
+        )]
     );
     assert_eq!(h.server.roster("room").unwrap().len(), 1);
 }
@@ -240,7 +316,10 @@ fn moderation_by_non_host_rejected() {
 
     for command in [
         SignalMessage::Kick { target: host_id },
-        SignalMessage::ServerMute { target: host_id, muted: true },
+        SignalMessage::ServerMute {
+            target: host_id,
+            muted: true,
+        },
     ] {
         h.send(other, command);
         let outs = h.drain();
@@ -261,8 +340,13 @@ fn moderation_of_other_room_rejected() {
     let (elsewhere, elsewhere_id) = h.join(2, Dialect::Native, "two", "elsewhere");
 
     for command in [
-        SignalMessage::Kick { target: elsewhere_id },
-        SignalMessage::ServerMute { target: elsewhere_id, muted: true },
+        SignalMessage::Kick {
+            target: elsewhere_id,
+        },
+        SignalMessage::ServerMute {
+            target: elsewhere_id,
+            muted: true,
+        },
         SignalMessage::Kick { target: 12345 },
     ] {
         h.send(host, command);
@@ -281,14 +365,36 @@ fn force_mute_reaches_everyone() {
     let (host, _) = h.join(1, Dialect::Legacy, "room", "host");
     let (target, target_id) = h.join(2, Dialect::Native, "room", "target");
 
-    h.send(host, SignalMessage::ServerMute { target: target_id, muted: true });
+    h.send(
+        host,
+        SignalMessage::ServerMute {
+            target: target_id,
+            muted: true,
+        },
+    );
     let outs = h.drain();
-    let muted = SignalMessage::PeerMuted { client_id: target_id, muted: true, by_server: true };
-    assert_eq!(Harness::frames_to(&outs, host), vec![(OutStream::Push, muted.clone())]);
-    assert_eq!(Harness::frames_to(&outs, target), vec![(OutStream::Control, muted)]);
+    let muted = SignalMessage::PeerMuted {
+        client_id: target_id,
+        muted: true,
+        by_server: true,
+    };
+    assert_eq!(
+        Harness::frames_to(&outs, host),
+        vec![(OutStream::Push, muted.clone())]
+    );
+    assert_eq!(
+        Harness::frames_to(&outs, target),
+        vec![(OutStream::Control, muted)]
+    );
     assert!(h.server.roster("room").unwrap()[1].server_muted);
 
-    h.send(host, SignalMessage::ServerMute { target: target_id, muted: false });
+    h.send(
+        host,
+        SignalMessage::ServerMute {
+            target: target_id,
+            muted: false,
+        },
+    );
     h.drain();
     assert!(!h.server.roster("room").unwrap()[1].server_muted);
 }
@@ -301,9 +407,19 @@ fn self_mute_broadcast() {
 
     h.send(first, SignalMessage::Mute { muted: true });
     let outs = h.drain();
-    let muted = SignalMessage::PeerMuted { client_id: first_id, muted: true, by_server: false };
-    assert_eq!(Harness::frames_to(&outs, first), vec![(OutStream::Push, muted.clone())]);
-    assert_eq!(Harness::frames_to(&outs, second), vec![(OutStream::Push, muted)]);
+    let muted = SignalMessage::PeerMuted {
+        client_id: first_id,
+        muted: true,
+        by_server: false,
+    };
+    assert_eq!(
+        Harness::frames_to(&outs, first),
+        vec![(OutStream::Push, muted.clone())]
+    );
+    assert_eq!(
+        Harness::frames_to(&outs, second),
+        vec![(OutStream::Push, muted)]
+    );
 }
 
 #[test]
@@ -315,7 +431,13 @@ fn block_tells_nobody() {
     h.send(first, SignalMessage::BlockPeer { target: second_id });
     let outs = h.drain();
     assert!(outs.iter().all(|o| !matches!(o, Out::Frame(..))));
-    assert!(h.server.rooms["room"].members.values().next().unwrap().blocked.contains(&second_id));
+    assert!(h.server.rooms["room"]
+        .members
+        .values()
+        .next()
+        .unwrap()
+        .blocked
+        .contains(&second_id));
 
     h.send(first, SignalMessage::BlockPeer { target: 999 });
     let outs = h.drain();
@@ -323,12 +445,21 @@ fn block_tells_nobody() {
 
     h.send(first, SignalMessage::UnblockPeer { target: second_id });
     h.drain();
-    assert!(h.server.rooms["room"].members.values().next().unwrap().blocked.is_empty());
+    assert!(h.server.rooms["room"]
+        .members
+        .values()
+        .next()
+        .unwrap()
+        .blocked
+        .is_empty());
 }
 
 #[test]
 fn full_room_rejected_with_error() {
-    let mut h = Harness::with_config(ServerConfig { max_room_size: 2, ..ServerConfig::default() });
+    let mut h = Harness::with_config(ServerConfig {
+        max_room_size: 2,
+        ..ServerConfig::default()
+    });
     h.join(1, Dialect::Legacy, "room", "a");
     h.join(2, Dialect::Legacy, "room", "b");
 
@@ -336,8 +467,14 @@ fn full_room_rejected_with_error() {
     h.send(conn, join("room", "c"));
     let outs = h.drain();
     let frames = Harness::frames_to(&outs, conn);
-    assert_eq!(error_text(&frames[0].1), "room \"room\" is full (2 of 2 participants)");
-    assert_eq!(Harness::closed(&outs, conn), Some(close_code::JOIN_REJECTED));
+    assert_eq!(
+        error_text(&frames[0].1),
+        "room \"room\" is full (2 of 2 participants)"
+    );
+    assert_eq!(
+        Harness::closed(&outs, conn),
+        Some(close_code::JOIN_REJECTED)
+    );
     assert_eq!(h.server.roster("room").unwrap().len(), 2);
 }
 
@@ -348,15 +485,24 @@ fn invalid_names_and_codes_rejected() {
         (join("room", ""), "display name is empty"),
         (join("room", "\u{202e}\u{200b}"), "display name is empty"),
         (join(" ", "name"), "room code is empty"),
-        (join("room", &"x".repeat(65)), "display name is 65 characters long, over the limit of 64"),
-        (join(&"r".repeat(129), "name"), "room code is 129 characters long, over the limit of 128"),
+        (
+            join("room", &"x".repeat(65)),
+            "display name is 65 characters long, over the limit of 64",
+        ),
+        (
+            join(&"r".repeat(129), "name"),
+            "room code is 129 characters long, over the limit of 128",
+        ),
     ];
     for (index, (message, expected)) in cases.into_iter().enumerate() {
         let conn = h.open(index as u64, Dialect::Native);
         h.send(conn, message);
         let outs = h.drain();
         assert_eq!(error_text(&Harness::frames_to(&outs, conn)[0].1), expected);
-        assert_eq!(Harness::closed(&outs, conn), Some(close_code::JOIN_REJECTED));
+        assert_eq!(
+            Harness::closed(&outs, conn),
+            Some(close_code::JOIN_REJECTED)
+        );
     }
 }
 
@@ -378,7 +524,10 @@ fn command_before_join_rejected() {
         error_text(&Harness::frames_to(&outs, conn)[0].1),
         "Mute is not allowed before Join: send Join first"
     );
-    assert_eq!(Harness::closed(&outs, conn), Some(close_code::PROTOCOL_ERROR));
+    assert_eq!(
+        Harness::closed(&outs, conn),
+        Some(close_code::PROTOCOL_ERROR)
+    );
 }
 
 #[test]
@@ -395,9 +544,18 @@ fn second_join_rejected_but_kept() {
 #[test]
 fn malformed_frames_close_with_error() {
     let cases: [(&[u8], &str); 3] = [
-        (&[0xff, 0xff, 0xff, 0xff], "malformed frame: frame length 4294967295 is over the limit of 65536 bytes"),
-        (&[0, 0, 0, 1, 42], "malformed message: unknown message variant 42 (this dialect knows 0 to 14)"),
-        (&[0, 0, 0, 4, 0, 1, 0xc3, 0], "malformed message: message contains invalid UTF-8"),
+        (
+            &[0xff, 0xff, 0xff, 0xff],
+            "malformed frame: frame length 4294967295 is over the limit of 65536 bytes",
+        ),
+        (
+            &[0, 0, 0, 1, 42],
+            "malformed message: unknown message variant 42 (this dialect knows 0 to 14)",
+        ),
+        (
+            &[0, 0, 0, 4, 0, 1, 0xc3, 0],
+            "malformed message: message contains invalid UTF-8",
+        ),
     ];
     for (bytes, expected) in cases {
         let mut h = Harness::new();
@@ -406,8 +564,14 @@ fn malformed_frames_close_with_error() {
         h.send_raw(conn, bytes);
         let outs = h.drain();
         assert_eq!(error_text(&Harness::frames_to(&outs, conn)[0].1), expected);
-        assert_eq!(Harness::closed(&outs, conn), Some(close_code::PROTOCOL_ERROR));
-        assert!(matches!(Harness::frames_to(&outs, other)[0].1, SignalMessage::ClientLeft { .. }));
+        assert_eq!(
+            Harness::closed(&outs, conn),
+            Some(close_code::PROTOCOL_ERROR)
+        );
+        assert!(matches!(
+            Harness::frames_to(&outs, other)[0].1,
+            SignalMessage::ClientLeft { .. }
+        ));
     }
 }
 
@@ -421,11 +585,21 @@ fn shutdown_notifies_each_dialect() {
     let outs = h.drain();
     assert_eq!(
         Harness::frames_to(&outs, legacy),
-        vec![(OutStream::Push, SignalMessage::Error { message: "server is shutting down".to_string() })]
+        vec![(
+            OutStream::Push,
+            SignalMessage::Error {
+                message: "server is shutting down".to_string()
+            }
+        )]
     );
     assert_eq!(
         Harness::frames_to(&outs, native),
-        vec![(OutStream::Control, SignalMessage::ShuttingDown { reason: "server is shutting down".to_string() })]
+        vec![(
+            OutStream::Control,
+            SignalMessage::ShuttingDown {
+                reason: "server is shutting down".to_string()
+            }
+        )]
     );
     assert_eq!(Harness::closed(&outs, legacy), Some(close_code::SHUTDOWN));
     assert_eq!(Harness::closed(&outs, native), Some(close_code::SHUTDOWN));
@@ -439,7 +613,10 @@ fn silent_connection_closed_after_join_timeout() {
     h.advance(JOIN_TIMEOUT - Duration::from_millis(100));
     assert_eq!(Harness::closed(&h.drain(), conn), None);
     h.advance(JOIN_TIMEOUT);
-    assert_eq!(Harness::closed(&h.drain(), conn), Some(close_code::JOIN_TIMEOUT));
+    assert_eq!(
+        Harness::closed(&h.drain(), conn),
+        Some(close_code::JOIN_TIMEOUT)
+    );
 }
 
 #[test]
@@ -447,9 +624,12 @@ fn disconnect_removes_member_and_room() {
     let mut h = Harness::new();
     let (conn, _) = h.join(1, Dialect::Native, "room", "a");
     assert!(h.server.poll_timeout().is_some());
-    h.server.handle_input(h.now, ServerInput::ConnectionClosed { conn });
+    h.server
+        .handle_input(h.now, ServerInput::ConnectionClosed { conn });
     let outs = h.drain();
-    assert!(outs.contains(&Out::Event(ServerEvent::RoomClosed { room: "room".to_string() })));
+    assert!(outs.contains(&Out::Event(ServerEvent::RoomClosed {
+        room: "room".to_string()
+    })));
     assert!(h.server.roster("room").is_none());
     assert_eq!(h.server.connection_count(), 0);
     assert_eq!(h.server.poll_timeout(), None);
@@ -471,7 +651,13 @@ fn transcript_of_a_small_session() {
     let (host, _) = h.join(1, Dialect::Native, "room", "host");
     let (guest, guest_id) = h.join(2, Dialect::Legacy, "room", "guest");
     h.send(guest, SignalMessage::Mute { muted: true });
-    h.send(host, SignalMessage::ServerMute { target: guest_id, muted: true });
+    h.send(
+        host,
+        SignalMessage::ServerMute {
+            target: guest_id,
+            muted: true,
+        },
+    );
     h.send(guest, SignalMessage::Kick { target: 1 });
     h.send(host, SignalMessage::Kick { target: guest_id });
     h.send(host, SignalMessage::Leave);

@@ -88,7 +88,10 @@ mod tests {
     fn header_only_datagram_rejected() {
         assert_eq!(
             decode_datagram(&[0; HEADER_LEN]),
-            Err(WireError::TooShort { needed: 17, got: 16 })
+            Err(WireError::TooShort {
+                needed: 17,
+                got: 16
+            })
         );
     }
 

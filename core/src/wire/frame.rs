@@ -135,6 +135,9 @@ mod tests {
         let body = vec![7u8; MAX_FRAME_LEN];
         let mut decoder = FrameDecoder::default();
         decoder.push(&encode_frame(&body));
-        assert_eq!(decoder.next_frame().unwrap().map(|b| b.len()), Some(MAX_FRAME_LEN));
+        assert_eq!(
+            decoder.next_frame().unwrap().map(|b| b.len()),
+            Some(MAX_FRAME_LEN)
+        );
     }
 }

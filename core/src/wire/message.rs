@@ -138,7 +138,8 @@ pub fn decode_message(body: &[u8], dialect: Dialect) -> Result<SignalMessage, Wi
         return Err(WireError::UnknownVariant { index, max });
     }
 
-    let (message, rest) = postcard::take_from_bytes::<SignalMessage>(body).map_err(map_postcard_error)?;
+    let (message, rest) =
+        postcard::take_from_bytes::<SignalMessage>(body).map_err(map_postcard_error)?;
     if !rest.is_empty() {
         return Err(WireError::TrailingBytes { count: rest.len() });
     }
@@ -207,17 +208,46 @@ mod tests {
             (SignalMessage::Leave, 1),
             (SignalMessage::Mute { muted: true }, 2),
             (SignalMessage::Kick { target: 1 }, 3),
-            (SignalMessage::ServerMute { target: 1, muted: false }, 4),
+            (
+                SignalMessage::ServerMute {
+                    target: 1,
+                    muted: false,
+                },
+                4,
+            ),
             (SignalMessage::BlockPeer { target: 1 }, 5),
             (SignalMessage::UnblockPeer { target: 1 }, 6),
             (SignalMessage::Joined { client_id: 1 }, 7),
             (SignalMessage::RoomInfo { clients: vec![] }, 8),
-            (SignalMessage::ClientJoined { client_id: 1, display_name: String::new() }, 9),
+            (
+                SignalMessage::ClientJoined {
+                    client_id: 1,
+                    display_name: String::new(),
+                },
+                9,
+            ),
             (SignalMessage::ClientLeft { client_id: 1 }, 10),
             (SignalMessage::YouAreHost, 11),
-            (SignalMessage::Kicked { reason: String::new() }, 12),
-            (SignalMessage::PeerMuted { client_id: 1, muted: true, by_server: true }, 13),
-            (SignalMessage::Error { message: String::new() }, 14),
+            (
+                SignalMessage::Kicked {
+                    reason: String::new(),
+                },
+                12,
+            ),
+            (
+                SignalMessage::PeerMuted {
+                    client_id: 1,
+                    muted: true,
+                    by_server: true,
+                },
+                13,
+            ),
+            (
+                SignalMessage::Error {
+                    message: String::new(),
+                },
+                14,
+            ),
         ];
         for (message, index) in cases {
             let body = encode_message(&message, Dialect::Legacy).unwrap();
@@ -227,7 +257,11 @@ mod tests {
 
     #[test]
     fn peer_muted_fields_in_order() {
-        let message = SignalMessage::PeerMuted { client_id: 300, muted: true, by_server: false };
+        let message = SignalMessage::PeerMuted {
+            client_id: 300,
+            muted: true,
+            by_server: false,
+        };
         let body = encode_message(&message, Dialect::Legacy).unwrap();
         assert_eq!(body, [13, 0xac, 0x02, 1, 0]);
     }
@@ -249,10 +283,14 @@ mod tests {
 
     #[test]
     fn extension_refused_in_legacy() {
-        let message = SignalMessage::ShuttingDown { reason: "bye".to_string() };
+        let message = SignalMessage::ShuttingDown {
+            reason: "bye".to_string(),
+        };
         assert_eq!(
             encode_message(&message, Dialect::Legacy),
-            Err(WireError::NotInDialect { variant: "ShuttingDown" })
+            Err(WireError::NotInDialect {
+                variant: "ShuttingDown"
+            })
         );
         let body = encode_message(&message, Dialect::Native).unwrap();
         assert_eq!(body[0], 15);

@@ -1,0 +1,181 @@
+//! Command-line arguments, parsed by clap and validated in a second step.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted group voice chat over QUIC: a mixing server and its client.
+#[derive(Debug, Parser)]
+#[command(name = "voicemcu", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a voice server.
+    Server(ServerArgs),
+    /// Join a room on a server.
+    Client(ClientArgs),
+    /// Run a three-person conference on 127.0.0.1 with the bundled speech
+    /// and report who heard whom.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address and UDP port to listen on.
+    #[arg(long, default_value = "0.0.0.0:4433")]
+    pub bind: std::net::SocketAddr,
+
+    /// PEM certificate to use; created together with --key-file if neither
+    /// exists. Without both, a new certificate is made at every start.
+    #[arg(long, requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+
+    /// PEM private key matching --cert-file.
+    #[arg(long, requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+
+    /// Bitrate of each listener's mix, in bits per second (6000 to 510000).
+    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(6_000..=510_000))]
+    pub bitrate: u32,
+
+    /// Participants per room at most.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_room_size: u32,
+
+    /// Jitter buffer depth per sender, in 20 ms frames (the playout delay
+    /// the server adds to absorb network jitter).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub jitter_depth: u32,
+
+    /// Voice activity threshold: the frame RMS, as a fraction of full scale,
+    /// below which a sender is treated as silent (0 disables the gate).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_unit_interval)]
+    pub vad_threshold: f32,
+
+    /// How often to close connections that never sent Join, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cleanup_interval: u64,
+
+    /// Seed for client id allocation; random when not given.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address: HOST:PORT, or HOST for port 4433.
+    pub server: String,
+
+    /// Room code to join (created if nobody is in it).
+    pub room: String,
+
+    /// Display name others see.
+    pub name: String,
+
+    /// SHA-256 fingerprint of the server's certificate, as the server
+    /// printed it at start (64 hex digits).
+    #[arg(long, conflicts_with = "danger_skip_verify")]
+    pub cert_hash: Option<String>,
+
+    /// Accept any server certificate. Anyone on the path can then listen in.
+    #[arg(long)]
+    pub danger_skip_verify: bool,
+
+    /// WAV file to send instead of a microphone (any rate, depth, channels).
+    #[arg(long, conflicts_with = "test_tone")]
+    pub input_wav: Option<PathBuf>,
+
+    /// Send a 440 Hz test tone.
+    #[arg(long)]
+    pub test_tone: bool,
+
+    /// Write what you hear to this WAV file (48 kHz mono 16-bit).
+    #[arg(long)]
+    pub output_wav: Option<PathBuf>,
+
+    /// Leave after this many seconds. Without it, the session ends when the
+    /// input WAV ends, on /leave, or on Ctrl+C.
+    #[arg(long, value_parser = parse_seconds)]
+    pub seconds: Option<Duration>,
+
+    /// Speak the voicemcu 0.1 dialect even to a server that offers the
+    /// native one.
+    #[arg(long)]
+    pub legacy: bool,
+
+    /// Encoder bitrate of what you send, in bits per second.
+    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(6_000..=510_000))]
+    pub bitrate: u32,
+
+    /// Jitter buffer depth for what you hear, in 20 ms frames.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub jitter_depth: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the WAV files and the summary.
+    #[arg(long, default_value = "demo-output")]
+    pub out: PathBuf,
+
+    /// Folder holding alice.wav, bob.wav and carol.wav.
+    #[arg(long, default_value = "fixtures/speech")]
+    pub speech: PathBuf,
+}
+
+fn parse_unit_interval(value: &str) -> Result<f32, String> {
+    let number: f32 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if (0.0..=1.0).contains(&number) {
+        Ok(number)
+    } else {
+        Err(format!("{number} is outside the allowed range 0 to 1"))
+    }
+}
+
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(format!(
+            "{seconds} is outside the allowed range: more than 0 and at most 86400 seconds"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn vad_threshold_range_enforced() {
+        assert_eq!(parse_unit_interval("0.5"), Ok(0.5));
+        assert_eq!(
+            parse_unit_interval("2"),
+            Err("2 is outside the allowed range 0 to 1".to_string())
+        );
+        assert!(parse_unit_interval("loud").is_err());
+    }
+
+    #[test]
+    fn seconds_must_be_positive() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("NaN").is_err());
+    }
+}

@@ -53,7 +53,12 @@ pub struct SpeakerInRecording {
     /// Whether the speaker is the listener itself.
     pub is_self: bool,
     /// Lag of the speaker's reference in the recording, in milliseconds,
-    /// when one was found.
+    /// when one was found. It includes the difference between the moments
+    /// the two clients started, so it is not the delay people notice.
+    pub lag_ms: Option<f64>,
+    /// Mouth-to-ear delay in milliseconds: the mean of this lag and the
+    /// opposite one (this listener in the speaker's recording), in which
+    /// the start offsets cancel. Known only when both were measured.
     pub delay_ms: Option<f64>,
     /// Active speech windows of the reference that were scored.
     pub windows: usize,
@@ -140,19 +145,33 @@ pub fn measure(speakers: &[(&str, &[f32])], listeners: &[(&str, &[f32])]) -> Hea
     let max_lag = MAX_LAG_SECS * SAMPLE_RATE as usize;
     let config = PresenceConfig::default();
 
-    let listeners = listeners
+    // Lags of every speaker in every recording, found first so that each
+    // pair's two directions can be combined into a mouth-to-ear delay.
+    let lags: Vec<Vec<Option<i64>>> = listeners
         .iter()
-        .map(|(listener, recording)| {
-            let lags: Vec<Option<i64>> = speakers
+        .map(|(_, recording)| {
+            speakers
                 .iter()
                 .map(|(_, reference)| {
                     estimate_delay(reference, recording, max_lag).map(|d| d.lag_samples)
                 })
-                .collect();
+                .collect()
+        })
+        .collect();
+    let lag_of = |listener: &str, speaker: &str| -> Option<i64> {
+        let l = listeners.iter().position(|(name, _)| *name == listener)?;
+        let s = speakers.iter().position(|(name, _)| *name == speaker)?;
+        lags[l][s]
+    };
+    let to_ms = |samples: f64| samples * 1000.0 / f64::from(SAMPLE_RATE);
 
+    let listeners = listeners
+        .iter()
+        .zip(&lags)
+        .map(|((listener, recording), lags)| {
             let measured = speakers
                 .iter()
-                .zip(&lags)
+                .zip(lags)
                 .map(|((speaker, reference), lag)| {
                     let is_self = speaker == listener;
 
@@ -185,10 +204,18 @@ pub fn measure(speakers: &[(&str, &[f32])], listeners: &[(&str, &[f32])]) -> Hea
                     } else {
                         Verdict::Unclear
                     };
+                    let opposite = lag_of(speaker, listener);
+                    let delay_ms = match (is_self, lag, opposite) {
+                        (false, Some(there), Some(back)) => {
+                            Some(to_ms((*there + back) as f64 / 2.0))
+                        }
+                        _ => None,
+                    };
                     SpeakerInRecording {
                         speaker: speaker.to_string(),
                         is_self,
-                        delay_ms: lag.map(|lag| lag as f64 * 1000.0 / f64::from(SAMPLE_RATE)),
+                        lag_ms: lag.map(|lag| to_ms(lag as f64)),
+                        delay_ms,
                         windows: summary.windows,
                         heard_windows: summary.heard,
                         absent_windows: summary.absent,

@@ -1,0 +1,210 @@
+//! Moderation and blocking over real QUIC, judged from what each client
+//! actually hears: every participant sends its own tone, so a Goertzel
+//! filter on a listener's output tells whom it hears.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{tail, tone_level};
+use voicemcu_audio::ToneSource;
+use voicemcu_core::client::ClientEvent;
+use voicemcu_core::server::ServerConfig;
+use voicemcu_quic::{ClientExit, DialectChoice};
+use voicemcu_sim::loopback::{LoopbackClient, LoopbackServer};
+use voicemcu_sim::memory::MemorySink;
+
+const HOST_HZ: f32 = 500.0;
+const ALICE_HZ: f32 = 800.0;
+const BOB_HZ: f32 = 1_300.0;
+
+/// Tone level (fraction of full scale) above which a tone counts as heard;
+/// the tones are sent at -12 dBFS, an amplitude of about 0.25.
+const HEARD: f32 = 0.05;
+
+/// Time for a change to reach every ear: a round trip, jitter buffers and
+/// the measurement window.
+const SETTLE: Duration = Duration::from_millis(700);
+const MEASURE: Duration = Duration::from_millis(300);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Participant {
+    client: LoopbackClient,
+    ears: MemorySink,
+}
+
+impl Participant {
+    async fn join(
+        server: &LoopbackServer,
+        name: &str,
+        tone_hz: f32,
+        dialect: DialectChoice,
+    ) -> Participant {
+        let ears = MemorySink::new();
+        let options = server.client_options("moderated", name, dialect);
+        let tone = ToneSource::new(tone_hz, -12.0).unwrap();
+        let client = server.join(options, Box::new(tone), Box::new(ears.clone()));
+        client.joined(EVENT_TIMEOUT).await.unwrap();
+        Participant { client, ears }
+    }
+
+    /// Whether the last moments of what this participant heard contain
+    /// `frequency`.
+    fn hears(&self, frequency: f32) -> bool {
+        tone_level(tail(&self.ears.samples(), MEASURE), frequency) > HEARD
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(SETTLE).await;
+}
+
+async fn room_of_three(
+    dialect: DialectChoice,
+) -> (LoopbackServer, Participant, Participant, Participant) {
+    let server = LoopbackServer::start(ServerConfig::default(), 5)
+        .await
+        .unwrap();
+    let host = Participant::join(&server, "host", HOST_HZ, dialect).await;
+    let alice = Participant::join(&server, "alice", ALICE_HZ, dialect).await;
+    let bob = Participant::join(&server, "bob", BOB_HZ, dialect).await;
+    settle().await;
+    (server, host, alice, bob)
+}
+
+async fn moderation_in(dialect: DialectChoice) {
+    let (server, host, alice, bob) = room_of_three(dialect).await;
+
+    // Mix-minus: everyone hears the other two and never themselves.
+    assert!(host.hears(ALICE_HZ) && host.hears(BOB_HZ));
+    assert!(alice.hears(HOST_HZ) && alice.hears(BOB_HZ));
+    assert!(bob.hears(HOST_HZ) && bob.hears(ALICE_HZ));
+    assert!(!host.hears(HOST_HZ));
+    assert!(!alice.hears(ALICE_HZ));
+    assert!(!bob.hears(BOB_HZ));
+
+    // Blocking changes only what the blocker hears.
+    host.client.command("/block alice").await;
+    settle().await;
+    assert!(
+        !host.hears(ALICE_HZ),
+        "host still hears alice after blocking her"
+    );
+    assert!(host.hears(BOB_HZ));
+    assert!(
+        bob.hears(ALICE_HZ),
+        "bob lost alice because the host blocked her"
+    );
+    host.client.command("/unblock alice").await;
+    settle().await;
+    assert!(
+        host.hears(ALICE_HZ),
+        "host does not hear alice after unblocking"
+    );
+
+    // Force-mute silences bob for everyone, and bob is told.
+    host.client.command("/forcemute bob").await;
+    bob.client
+        .wait_for("the force-mute", EVENT_TIMEOUT, |e| {
+            matches!(e, ClientEvent::ForceMuted { muted: true })
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert!(!alice.hears(BOB_HZ), "alice hears force-muted bob");
+    assert!(!host.hears(BOB_HZ), "host hears force-muted bob");
+    assert!(alice.hears(HOST_HZ));
+
+    host.client.command("/forceunmute bob").await;
+    bob.client
+        .wait_for("the force-unmute", EVENT_TIMEOUT, |e| {
+            matches!(e, ClientEvent::ForceMuted { muted: false })
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert!(
+        alice.hears(BOB_HZ),
+        "alice does not hear bob after force-unmute"
+    );
+
+    // Self-mute: alice goes quiet for everyone.
+    alice.client.command("/mute").await;
+    settle().await;
+    assert!(!bob.hears(ALICE_HZ), "bob hears alice while she is muted");
+    alice.client.command("/mute off").await;
+    settle().await;
+    assert!(bob.hears(ALICE_HZ));
+
+    // Only the host may kick.
+    alice.client.command("/kick bob").await;
+    let refusal = alice
+        .client
+        .wait_for("the refusal", EVENT_TIMEOUT, |e| {
+            matches!(e, ClientEvent::ServerError { .. })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal.to_string(),
+        "error from server: only the host can kick"
+    );
+
+    // The host kicks alice: she is told why, the others see her go.
+    host.client.command("/kick alice").await;
+    let exit = alice.client.finish(EVENT_TIMEOUT).await.unwrap();
+    assert_eq!(
+        exit,
+        ClientExit::Kicked {
+            reason: "kicked by the host".to_string()
+        }
+    );
+    bob.client
+        .wait_for("alice leaving", EVENT_TIMEOUT, |e| {
+            matches!(e, ClientEvent::PeerLeft { .. })
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert!(!bob.hears(ALICE_HZ));
+
+    // The host leaves: bob, the lowest remaining id, becomes host.
+    host.client.command("/leave").await;
+    assert_eq!(
+        host.client.finish(EVENT_TIMEOUT).await.unwrap(),
+        ClientExit::Left
+    );
+    bob.client
+        .wait_for("becoming host", EVENT_TIMEOUT, |e| {
+            matches!(e, ClientEvent::YouAreHost)
+        })
+        .await
+        .unwrap();
+
+    bob.client.stop().await.unwrap();
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_native_dialect() {
+    moderation_in(DialectChoice::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_legacy_dialect() {
+    moderation_in(DialectChoice::Legacy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_tells_every_client() {
+    let (server, host, alice, bob) = room_of_three(DialectChoice::Auto).await;
+    server.stop().await.unwrap();
+    for participant in [host, alice, bob] {
+        let exit = participant.client.finish(EVENT_TIMEOUT).await.unwrap();
+        assert!(
+            matches!(exit, ClientExit::ServerShutdown { .. }),
+            "{exit:?}"
+        );
+        assert!(participant.ears.is_finished());
+    }
+}

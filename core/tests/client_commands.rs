@@ -5,7 +5,7 @@
 mod harness;
 
 use harness::*;
-use voicemcu_core::client::{ClientState, HELP_LINES};
+use voicemcu_core::client::{ClientState, HELP_LINES, MAX_QUEUED_COMMANDS};
 use voicemcu_core::wire::{Dialect, SignalMessage};
 
 /// A legacy session as alice (id 1) with bob (id 7, the host), two
@@ -336,20 +336,54 @@ fn leave_aliases_send_leave_and_close() {
 }
 
 #[test]
-fn commands_before_join() {
+fn commands_before_join_wait_for_roster() {
     let mut session = Session::connect(Dialect::Legacy);
     let out = session.command("/mute");
-    assert_eq!(
-        lines(&out),
-        ["not in the room yet; wait until the server accepts the join"]
-    );
+    assert!(lines(&out).is_empty(), "{:?}", lines(&out));
+    assert!(sent(&out, Dialect::Legacy).is_empty());
+    let out = session.command("/block bob");
     assert!(sent(&out, Dialect::Legacy).is_empty());
 
+    // Help runs at once; the queued commands wait for Joined and the roster.
     let out = session.command("/help");
     assert_eq!(out.len(), HELP_LINES.len());
+    let out = session.bidi(&SignalMessage::Joined { client_id: 1 });
+    assert!(sent(&out, Dialect::Legacy).is_empty());
 
+    let out = session.bidi(&room_info(vec![host(7, "bob"), info(1, "alice")]));
+    assert_eq!(
+        sent(&out, Dialect::Legacy),
+        [
+            SignalMessage::Mute { muted: true },
+            SignalMessage::BlockPeer { target: 7 }
+        ]
+    );
+    assert!(session.client.is_muted());
+}
+
+#[test]
+fn leave_before_join_runs_at_once() {
+    let mut session = Session::connect(Dialect::Legacy);
+    session.command("/mute");
     let out = session.command("/leave");
     assert_eq!(sent(&out, Dialect::Legacy), [SignalMessage::Leave]);
     assert_eq!(close_reason(&out).as_deref(), Some("left the room"));
     assert_eq!(session.client.poll_timeout(), None);
+
+    // The queued /mute never runs once the session has ended.
+    let out = session.bidi(&SignalMessage::Joined { client_id: 1 });
+    assert!(sent(&out, Dialect::Legacy).is_empty());
+}
+
+#[test]
+fn queued_commands_are_capped() {
+    let mut session = Session::connect(Dialect::Native);
+    for _ in 0..MAX_QUEUED_COMMANDS {
+        assert!(lines(&session.command("/who")).is_empty());
+    }
+    let out = session.command("/who");
+    assert_eq!(
+        lines(&out),
+        ["not in the room yet and 32 commands are already waiting; try again once joined"]
+    );
 }

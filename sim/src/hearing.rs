@@ -19,6 +19,9 @@ use voicemcu_core::audio::SAMPLE_RATE;
 /// conference start within a second of each other.
 const MAX_LAG_SECS: usize = 3;
 
+/// Time after a recording starts before its listener can hear anyone.
+pub const LISTENER_SETTLE_SECS: f64 = 0.3;
+
 /// Fraction of a peer's speech windows that must score as present for the
 /// peer to count as heard.
 pub const HEARD_FRACTION: f32 = 0.7;
@@ -165,6 +168,11 @@ pub fn measure(speakers: &[(&str, &[f32])], listeners: &[(&str, &[f32])]) -> Hea
     };
     let to_ms = |samples: f64| samples * 1000.0 / f64::from(SAMPLE_RATE);
 
+    // Speech that reached a recording's first moments was spoken before that
+    // listener could hear it: it joined later, or its jitter buffer was
+    // still filling. Such windows say nothing about the mix.
+    let settle = (LISTENER_SETTLE_SECS * f64::from(SAMPLE_RATE)) as i64;
+
     let listeners = listeners
         .iter()
         .zip(&lags)
@@ -186,7 +194,11 @@ pub fn measure(speakers: &[(&str, &[f32])], listeners: &[(&str, &[f32])]) -> Hea
                     };
                     let detail = candidates
                         .iter()
-                        .map(|lag| presence(reference, recording, *lag, &config))
+                        .map(|lag| {
+                            let mut windows = presence(reference, recording, *lag, &config);
+                            windows.retain(|w| w.span.start as i64 + w.lag_samples >= settle);
+                            windows
+                        })
                         .max_by(|a, b| {
                             summarize(a)
                                 .median_score

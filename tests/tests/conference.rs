@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use voicemcu_audio::analysis::{rms_dbfs, windows_within, Span, ABSENT_SCORE, HEARD_SCORE};
+use voicemcu_audio::analysis::{
+    rms_dbfs, windows_within, Span, WindowPresence, ABSENT_SCORE, HEARD_SCORE,
+};
 use voicemcu_audio::fixtures::{SpeechFixture, SPEAKERS};
 use voicemcu_audio::{read_wav_48k_mono, WavSource};
 use voicemcu_core::audio::SAMPLE_RATE;
 use voicemcu_core::server::ServerConfig;
 use voicemcu_quic::{ClientExit, DialectChoice};
-use voicemcu_sim::hearing::{self, Verdict};
+use voicemcu_sim::hearing::{self, Verdict, LISTENER_SETTLE_SECS};
 use voicemcu_sim::loopback::LoopbackServer;
 use voicemcu_sim::memory::MemorySink;
 
@@ -129,9 +131,23 @@ async fn three_speakers_hear_each_other() {
                 speaker.name
             );
 
-            // Every window of the speaker talking alone is clearly there.
-            let solo = windows_within(&measured.detail, speaker.solo.to_samples());
-            assert!(!solo.is_empty());
+            // Every window of the speaker talking alone is clearly there,
+            // from the moment the listener was in the room: clients join one
+            // after another, so a later listener misses the first words.
+            let lag = measured.lag_ms.expect("lag found") / 1000.0;
+            let present =
+                |window: &WindowPresence| window.span.start_secs() + lag >= LISTENER_SETTLE_SECS;
+            let solo: Vec<WindowPresence> =
+                windows_within(&measured.detail, speaker.solo.to_samples())
+                    .into_iter()
+                    .filter(present)
+                    .collect();
+            assert!(
+                solo.len() >= 3,
+                "{} had too little of {}'s solo to judge",
+                listener.name,
+                speaker.name
+            );
             for window in solo {
                 assert!(
                     window.score >= HEARD_SCORE,

@@ -1,9 +1,10 @@
 //! Running the slash commands a user types.
 //!
 //! A command that cannot run (unknown, missing argument, unknown or
-//! ambiguous peer, aimed at oneself where that means nothing, typed before
-//! the join completed) produces a [`ClientEvent::CommandFailed`] and sends
-//! nothing. Host-only commands are sent even by a participant who is not the
+//! ambiguous peer, aimed at oneself where that means nothing) produces a
+//! [`ClientEvent::CommandFailed`] and sends nothing. A command typed before
+//! the join completed waits until the first roster has arrived, at most
+//! [`MAX_QUEUED_COMMANDS`] of them. Host-only commands are sent even by a participant who is not the
 //! host: the server decides and replies with an `Error`, and the local
 //! feedback reports only that the request was sent.
 
@@ -12,7 +13,18 @@ use super::{Client, ClientEvent, ClientOutput, ClientState};
 use crate::ids::ClientId;
 use crate::wire::SignalMessage;
 
+/// Commands held while joining at most; further ones are rejected.
+pub const MAX_QUEUED_COMMANDS: usize = 32;
+
 /// The host-only commands that name a peer.
+/// Whether `line` is `/help` or `/leave`, which run at once in any state.
+fn is_local(line: &str) -> bool {
+    matches!(
+        parse_command(line),
+        Ok(Some(Command::Help | Command::Leave)) | Err(_)
+    )
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Moderation {
     Kick,
@@ -22,6 +34,17 @@ enum Moderation {
 
 impl Client {
     pub(super) fn handle_command(&mut self, line: &str) {
+        if self.is_waiting_for_room() && !is_local(line) {
+            if self.queued_commands.len() >= MAX_QUEUED_COMMANDS {
+                self.command_failed(format!(
+                    "not in the room yet and {MAX_QUEUED_COMMANDS} commands are already waiting; try again once joined"
+                ));
+            } else {
+                self.queued_commands.push(line.to_string());
+            }
+            return;
+        }
+
         let command = match parse_command(line) {
             Ok(Some(command)) => command,
             Ok(None) => return,
@@ -51,6 +74,26 @@ impl Client {
                     self.run_in_room(in_room);
                 }
             }
+        }
+    }
+
+    /// Runs the commands typed while joining, once the room is known.
+    pub(super) fn run_queued_commands(&mut self) {
+        if self.queued_commands.is_empty() || self.is_waiting_for_room() {
+            return;
+        }
+        for line in std::mem::take(&mut self.queued_commands) {
+            self.handle_command(&line);
+        }
+    }
+
+    /// Whether the join is still under way, or accepted but without a
+    /// roster to resolve names against yet.
+    fn is_waiting_for_room(&self) -> bool {
+        match self.state {
+            ClientState::Connecting | ClientState::Joining => true,
+            ClientState::Joined => !self.seen_room_info,
+            ClientState::Closed => false,
         }
     }
 

@@ -36,6 +36,7 @@ use crate::wire::{self, Dialect, FrameDecoder, SignalMessage, MAX_FRAME_LEN};
 
 pub use command::{parse_command, Command, CommandError, MuteChange, HELP_LINES};
 pub use event::ClientEvent;
+pub use execute::MAX_QUEUED_COMMANDS;
 pub use media::ClientStats;
 pub use roster::{PeerLookupError, Roster, RosterEntry, MAX_EARLY_MUTES, MAX_TOMBSTONES};
 
@@ -134,6 +135,9 @@ pub struct Client {
     outputs: VecDeque<ClientOutput>,
     audio: AudioPath,
     warned_encode_error: bool,
+    /// Commands typed before the join completed, run once the first roster
+    /// arrives (a script may pipe them in before the server has answered).
+    queued_commands: Vec<String>,
 }
 
 impl Client {
@@ -156,6 +160,7 @@ impl Client {
             outputs: VecDeque::new(),
             audio,
             warned_encode_error: false,
+            queued_commands: Vec::new(),
         })
     }
 
@@ -169,6 +174,7 @@ impl Client {
             ClientInput::ConnectionLost { reason } => self.handle_connection_lost(reason),
             ClientInput::Timeout => self.handle_timeout(now),
         }
+        self.run_queued_commands();
     }
 
     /// Takes the next queued output, oldest first.
@@ -316,6 +322,7 @@ impl Client {
         }
         tracing::debug!(%reason, "connection lost");
         self.state = ClientState::Closed;
+        self.queued_commands.clear();
         self.join_deadline = None;
         self.emit(ClientEvent::ConnectionLost { reason });
     }
@@ -367,6 +374,7 @@ impl Client {
     fn close(&mut self, reason: String) {
         tracing::debug!(%reason, "closing");
         self.state = ClientState::Closed;
+        self.queued_commands.clear();
         self.join_deadline = None;
         self.outputs.push_back(ClientOutput::Close { reason });
     }

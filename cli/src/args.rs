@@ -22,6 +22,9 @@ pub enum Command {
     /// Run a three-person conference on 127.0.0.1 with the bundled speech
     /// and report who heard whom.
     Demo(DemoArgs),
+    /// Replay a session file offline with the real server and clients on a
+    /// virtual clock, and write what every participant heard.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod demo;
+mod replay;
 mod server;
 mod shutdown;
 
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     // it logs only warnings unless RUST_LOG asks for more.
     let default_level = match cli.command {
         Command::Server(_) => "info",
-        Command::Client(_) | Command::Demo(_) => "warn",
+        Command::Client(_) | Command::Demo(_) | Command::Replay(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Client(args) => client::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
         }
     });
 

@@ -8,3 +8,4 @@
 pub mod hearing;
 pub mod loopback;
 pub mod memory;
+pub mod replay;

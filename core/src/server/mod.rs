@@ -12,6 +12,7 @@
 
 mod config;
 mod event;
+mod mix_log;
 mod room;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -34,6 +35,7 @@ use crate::wire::{
 
 pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
+pub use mix_log::MixRecord;
 use room::{Member, Room, RoomPolicy};
 
 /// How long a connection may stay open without sending `Join`.
@@ -189,6 +191,8 @@ pub struct Server {
     next_cleanup: Option<Instant>,
     shutting_down: bool,
     mixed: Vec<MixedFrame>,
+    /// What each mix contained, while the opt-in mix log is enabled.
+    mix_log: Option<Vec<MixRecord>>,
 }
 
 impl Server {
@@ -207,11 +211,27 @@ impl Server {
             next_cleanup: None,
             shutting_down: false,
             mixed: Vec::new(),
+            mix_log: None,
         }
     }
 
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// Starts or stops recording a [`MixRecord`] for every mix sent. Off by
+    /// default. Stopping discards the records not yet taken.
+    pub fn set_mix_log(&mut self, enabled: bool) {
+        self.mix_log = if enabled { Some(Vec::new()) } else { None };
+    }
+
+    /// Takes the mix records made since the last call, oldest first. Empty
+    /// when the mix log is off.
+    pub fn take_mix_log(&mut self) -> Vec<MixRecord> {
+        match &mut self.mix_log {
+            Some(log) => std::mem::take(log),
+            None => Vec::new(),
+        }
     }
 
     pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
@@ -799,7 +819,7 @@ impl Server {
                     tick = now + FRAME_DURATION;
                     break;
                 }
-                self.mix_tick();
+                self.mix_tick(tick);
                 tick += FRAME_DURATION;
                 ran += 1;
             }
@@ -818,7 +838,7 @@ impl Server {
     }
 
     /// Runs one 20 ms mixer tick in every room and queues the datagrams.
-    fn mix_tick(&mut self) {
+    fn mix_tick(&mut self, at: Instant) {
         self.ticks = self.ticks.wrapping_add(1);
         let timestamp = (self.ticks.wrapping_mul(FRAME_SAMPLES as u64)) as u32;
 
@@ -836,6 +856,14 @@ impl Server {
                 let Some(connection) = self.connections.get_mut(&member.conn) else {
                     continue;
                 };
+                if let Some(log) = &mut self.mix_log {
+                    log.push(MixRecord {
+                        at,
+                        room: room.code.clone(),
+                        listener: frame.listener,
+                        speakers: frame.speakers.clone(),
+                    });
+                }
                 let header = AudioHeader {
                     client_id: frame.listener,
                     sequence: connection.next_sequence,

@@ -29,8 +29,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address and UDP port to listen on.
-    #[arg(long, default_value = "0.0.0.0:4433")]
+    /// Address and UDP port to listen on: IP:PORT, or IP for port 4433.
+    #[arg(long, default_value = "0.0.0.0:4433", value_parser = parse_bind)]
     pub bind: std::net::SocketAddr,
 
     /// PEM certificate to use; created together with --key-file if neither
@@ -60,7 +60,8 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 0.01, value_parser = parse_unit_interval)]
     pub vad_threshold: f32,
 
-    /// How often to close connections that never sent Join, in seconds.
+    /// Seconds between sweeps for connections that never sent Join; each is
+    /// closed once it has waited 10 s.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub cleanup_interval: u64,
 
@@ -89,7 +90,8 @@ pub struct ClientArgs {
     #[arg(long)]
     pub danger_skip_verify: bool,
 
-    /// WAV file to send instead of a microphone (any rate, depth, channels).
+    /// WAV file to send instead of a microphone: 8/16/24/32-bit integer or
+    /// 32-bit float PCM, any sample rate and channel count.
     #[arg(long, conflicts_with = "test_tone")]
     pub input_wav: Option<PathBuf>,
 
@@ -129,6 +131,22 @@ pub struct DemoArgs {
     /// Folder holding alice.wav, bob.wav and carol.wav.
     #[arg(long, default_value = "fixtures/speech")]
     pub speech: PathBuf,
+}
+
+/// The port voicemcu servers listen on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 4433;
+
+fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let ip = value.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(std::net::SocketAddr::new(ip, DEFAULT_PORT)),
+        Err(_) => Err(format!(
+            "{value:?} is not an IP address with an optional port, such as 0.0.0.0:4433, [::]:4433 or 127.0.0.1"
+        )),
+    }
 }
 
 fn parse_unit_interval(value: &str) -> Result<f32, String> {
@@ -173,6 +191,17 @@ mod tests {
             Err("2 is outside the allowed range 0 to 1".to_string())
         );
         assert!(parse_unit_interval("loud").is_err());
+    }
+
+    #[test]
+    fn bind_port_defaults_to_4433() {
+        assert_eq!(
+            parse_bind("127.0.0.1"),
+            Ok("127.0.0.1:4433".parse().unwrap())
+        );
+        assert_eq!(parse_bind("[::1]"), Ok("[::1]:4433".parse().unwrap()));
+        assert_eq!(parse_bind("0.0.0.0:9"), Ok("0.0.0.0:9".parse().unwrap()));
+        assert!(parse_bind("example.org").is_err());
     }
 
     #[test]

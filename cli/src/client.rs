@@ -4,29 +4,29 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{bail, Context};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use voicemcu_audio::{ToneSource, WavSink, WavSource};
 use voicemcu_core::audio::{FrameSink, FrameSource};
-use voicemcu_core::client::ClientConfig;
+use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::codec::OpusSettings;
 use voicemcu_core::jitter::JitterConfig;
 use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice, Fingerprint, Trust};
 use voicemcu_sim::memory::{DiscardSink, SilenceSource};
 
-use crate::args::ClientArgs;
+use crate::args::{ClientArgs, DEFAULT_PORT};
 use crate::shutdown;
-
-/// The port voicemcu servers listen on unless told otherwise.
-const DEFAULT_PORT: u16 = 4433;
 
 /// Frequency and level of `--test-tone`.
 const TEST_TONE_HZ: f32 = 440.0;
 const TEST_TONE_DBFS: f32 = -12.0;
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    check_distinct_files(&args)?;
     let server = resolve(&args.server).await?;
     let trust = trust(&args)?;
     let source = source(&args)?;
@@ -59,23 +59,39 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let (commands_tx, commands) = mpsc::channel(16);
     tokio::spawn(read_commands(commands_tx));
 
+    let joined = Arc::new(AtomicBool::new(false));
     let (events, mut events_rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(async move {
-        while let Some(event) = events_rx.recv().await {
-            println!("{event}");
+    let printer = tokio::spawn({
+        let joined = joined.clone();
+        async move {
+            while let Some(event) = events_rx.recv().await {
+                if matches!(event, ClientEvent::Joined { .. }) {
+                    joined.store(true, Ordering::Relaxed);
+                }
+                println!("{event}");
+            }
         }
     });
 
+    // Which of the stop conditions fired, for the closing line.
+    let stopped_by: Arc<Mutex<Option<String>>> = Arc::default();
     let seconds = args.seconds;
-    let stop = async move {
-        match seconds {
-            Some(limit) => {
-                tokio::select! {
-                    _ = shutdown::signal() => {}
-                    _ = tokio::time::sleep(limit) => {}
+    let stop = {
+        let stopped_by = stopped_by.clone();
+        async move {
+            let reason = match seconds {
+                Some(limit) => {
+                    tokio::select! {
+                        _ = shutdown::signal() => "interrupted".to_string(),
+                        _ = tokio::time::sleep(limit) => format!("--seconds {} elapsed", limit.as_secs_f64()),
+                    }
                 }
-            }
-            None => shutdown::signal().await,
+                None => {
+                    shutdown::signal().await;
+                    "interrupted".to_string()
+                }
+            };
+            *stopped_by.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
         }
     };
 
@@ -85,7 +101,23 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     let _ = printer.await;
 
     let exit = result?;
-    println!("session ended: {exit}");
+    let stopped_by = stopped_by
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if !joined.load(Ordering::Relaxed)
+        && matches!(exit, ClientExit::Stopped | ClientExit::SourceEnded)
+    {
+        let why = stopped_by.unwrap_or_else(|| "the input ended".to_string());
+        bail!(
+            "never joined room {:?} on {server}: stopped ({why}) before the server answered",
+            args.room
+        );
+    }
+    match (&exit, stopped_by) {
+        (ClientExit::Stopped, Some(why)) => println!("session ended: {why}; left the room"),
+        _ => println!("session ended: {exit}"),
+    }
     Ok(match exit {
         ClientExit::JoinRejected { .. }
         | ClientExit::JoinTimedOut
@@ -116,6 +148,25 @@ async fn read_commands(commands: mpsc::Sender<String>) {
             }
         }
     }
+}
+
+/// Rejects an output WAV that is the input WAV, which would overwrite the
+/// recording being sent.
+fn check_distinct_files(args: &ClientArgs) -> anyhow::Result<()> {
+    let (Some(input), Some(output)) = (&args.input_wav, &args.output_wav) else {
+        return Ok(());
+    };
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(output)) {
+        (Ok(input), Ok(output)) => input == output,
+        _ => input == output,
+    };
+    if same {
+        bail!(
+            "--output-wav {} is the same file as --input-wav: it would be overwritten; choose another output file",
+            output.display()
+        );
+    }
+    Ok(())
 }
 
 fn trust(args: &ClientArgs) -> anyhow::Result<Trust> {
@@ -155,7 +206,10 @@ async fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
     }
 
     let with_port = match server.rsplit_once(':') {
-        Some((_, port)) if port.parse::<u16>().is_ok() => server.to_string(),
+        Some((_, port)) if port.parse::<u16>().is_ok_and(|port| port > 0) => server.to_string(),
+        Some((_, port)) if port.is_empty() || port.chars().all(|c| c.is_ascii_digit()) => {
+            bail!("invalid port {port:?} in server address {server:?}: use a number from 1 to 65535, or leave out \":PORT\" for {DEFAULT_PORT}")
+        }
         _ => format!("{server}:{DEFAULT_PORT}"),
     };
     let mut addrs = tokio::net::lookup_host(&with_port)
@@ -190,5 +244,8 @@ mod tests {
             "[::1]:9".parse().unwrap()
         );
         assert_eq!(resolve("localhost:4000").await.unwrap().port(), 4000);
+        let error = resolve("127.0.0.1:99999").await.unwrap_err().to_string();
+        assert!(error.starts_with("invalid port \"99999\""), "{error}");
+        assert!(resolve("127.0.0.1:").await.is_err());
     }
 }

@@ -8,7 +8,9 @@ mod replay;
 mod server;
 mod shutdown;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -51,11 +54,32 @@ fn main() -> ExitCode {
         }
     });
 
+    // The client reads stdin on a blocking thread that only returns when a
+    // line or EOF arrives, so the runtime must not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("voicemcu: {error:#}");
+            eprintln!("voicemcu: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Joins an error and its causes with ": ", skipping a cause whose text the
+/// message before it already contains (many errors repeat their source).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }

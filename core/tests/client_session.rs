@@ -316,7 +316,7 @@ fn bad_push_streams_ignored() {
         (
             encode_frame(&[10]),
             "protocol error: malformed message on a push stream ignored: \
-             message is malformed: message ends in the middle of a field",
+             message ends in the middle of a field",
         ),
     ];
     for (bytes, expected) in cases {
@@ -519,4 +519,28 @@ fn typical_session_transcript() {
 fn left_event_ends_session() {
     assert!(ClientEvent::Left.ends_session());
     assert!(!ClientEvent::YouAreHost.ends_session());
+}
+
+#[test]
+fn joined_line_shows_cleaned_name() {
+    let mut config = ClientConfig::new("ro\u{200b}om", "\u{202e}eve\u{7}");
+    config.jitter = Default::default();
+    let mut client = Client::new(config, Instant::ZERO).unwrap();
+    client.handle_input(
+        Instant::ZERO,
+        ClientInput::Connected {
+            dialect: Dialect::Native,
+        },
+    );
+    let join = encode_frame(
+        &encode_message(&SignalMessage::Joined { client_id: 4 }, Dialect::Native).unwrap(),
+    );
+    client.handle_input(Instant::ZERO, ClientInput::StreamData(&join));
+    let lines: Vec<String> = std::iter::from_fn(|| client.poll_output())
+        .filter_map(|output| match output {
+            ClientOutput::Event(event) => Some(event.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, [r#"joined room "room" as "eve" (id 4)"#]);
 }

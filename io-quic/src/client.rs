@@ -137,7 +137,7 @@ impl fmt::Display for ClientExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientExit::Left => f.write_str("left the room"),
-            ClientExit::Kicked { reason } => write!(f, "kicked by the host: {reason}"),
+            ClientExit::Kicked { reason } => write!(f, "kicked: {reason}"),
             ClientExit::JoinRejected { message } => {
                 write!(f, "join rejected by the server: {message}")
             }
@@ -172,7 +172,8 @@ pub enum ClientError {
 
     #[error(
         "the certificate of {server} does not match the pinned fingerprint: expected {expected}, got {got} \
-         (if the server has a new certificate, pass its fingerprint with --cert-hash)"
+         (someone may be impersonating the server; if its operator confirms over a channel you trust \
+         that the certificate changed, pass the new fingerprint with --cert-hash)"
     )]
     FingerprintMismatch {
         server: SocketAddr,

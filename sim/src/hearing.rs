@@ -226,7 +226,7 @@ pub fn measure(speakers: &[(&str, &[f32])], listeners: &[(&str, &[f32])]) -> Hea
                     SpeakerInRecording {
                         speaker: speaker.to_string(),
                         is_self,
-                        lag_ms: lag.map(|lag| to_ms(lag as f64)),
+                        lag_ms: lag.filter(|_| !is_self).map(|lag| to_ms(lag as f64)),
                         delay_ms,
                         windows: summary.windows,
                         heard_windows: summary.heard,
@@ -255,7 +255,7 @@ impl fmt::Display for HearingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<10} {:<10} {:<8} {:>9} {:>14} {:>7}",
+            "{:<10} {:<14} {:<8} {:>9} {:>14} {:>7}",
             "listener", "speaker", "verdict", "delay", "windows heard", "score"
         )?;
         for listener in &self.listeners {
@@ -271,7 +271,7 @@ impl fmt::Display for HearingReport {
                 };
                 writeln!(
                     f,
-                    "{:<10} {:<10} {:<8} {:>9} {:>14} {:>7.2}",
+                    "{:<10} {:<14} {:<8} {:>9} {:>14} {:>7.2}",
                     listener.listener,
                     name,
                     speaker.verdict,

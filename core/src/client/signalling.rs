@@ -170,11 +170,13 @@ impl Client {
             self.server_muted = entry.server_muted;
             self.is_host = self.is_host || entry.is_host;
         }
-        let name = self.config.display_name.clone();
+        // Show the name and room code as the server stores them, without
+        // the control and format characters it removes.
+        let name = visible(&self.config.display_name);
         self.roster.set_self(client_id, &name);
 
         self.emit(ClientEvent::Joined {
-            room_code: self.config.room_code.clone(),
+            room_code: visible(&self.config.room_code),
             display_name: name,
             client_id,
         });
@@ -370,4 +372,10 @@ impl Client {
         tracing::warn!(%detail, "protocol error from the server");
         self.emit(ClientEvent::ProtocolError { detail });
     }
+}
+
+/// `text` with control and format characters removed, as the server cleans
+/// it; unchanged when nothing visible would be left.
+fn visible(text: &str) -> String {
+    crate::text::sanitize(text, usize::MAX, "text").unwrap_or_else(|_| text.to_string())
 }

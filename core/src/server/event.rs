@@ -102,7 +102,8 @@ pub enum ServerEvent {
 
 impl ServerEvent {
     /// Whether an operator wants this at info level: joins, leaves, kicks,
-    /// host changes and rooms opening or closing. The rest is debug.
+    /// host changes, rooms opening or closing, and connections closed for
+    /// breaking the protocol. The rest is debug.
     pub fn is_notable(&self) -> bool {
         matches!(
             self,
@@ -113,6 +114,7 @@ impl ServerEvent {
                 | ServerEvent::HostChanged { .. }
                 | ServerEvent::Kicked { .. }
                 | ServerEvent::JoinRejected { .. }
+                | ServerEvent::ProtocolError { .. }
         )
     }
 }

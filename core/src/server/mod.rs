@@ -425,6 +425,14 @@ impl Server {
         };
         trace!(%conn, message = message.name(), "signalling message");
 
+        if !message.is_client_to_server() {
+            let error = format!(
+                "{} is a server-to-client message; a client cannot send it",
+                message.name()
+            );
+            return self.protocol_error(conn, error);
+        }
+
         let client = match &connection.phase {
             Phase::Closing => return,
             Phase::AwaitingJoin { .. } => {
@@ -451,11 +459,9 @@ impl Server {
 
         match message {
             SignalMessage::Join { .. } => {
-                self.reject_command(
-                    conn,
-                    client,
-                    "already joined a room: send Leave first".to_string(),
-                );
+                let reason = "already in a room: a connection joins one room; \
+                              open a new connection to join another";
+                self.reject_command(conn, client, reason.to_string());
             }
             SignalMessage::Leave => {
                 self.leave_room(conn, LeaveReason::Left);
@@ -469,14 +475,7 @@ impl Server {
             SignalMessage::BlockPeer { target } => self.on_block(conn, client, target, true),
             SignalMessage::UnblockPeer { target } => self.on_block(conn, client, target, false),
             other => {
-                self.reject_command(
-                    conn,
-                    client,
-                    format!(
-                        "{} is a server-to-client message; a client cannot send it",
-                        other.name()
-                    ),
-                );
+                debug!(%conn, message = other.name(), "server-to-client message got past the check")
             }
         }
     }
@@ -664,7 +663,8 @@ impl Server {
         target: ClientId,
         muted: bool,
     ) {
-        if let Err(reason) = self.check_moderation(conn, client, target, "force-mute") {
+        let action = if muted { "force-mute" } else { "force-unmute" };
+        if let Err(reason) = self.check_moderation(conn, client, target, action) {
             return self.reject_command(conn, client, reason);
         }
         let Some(room) = self.room_of_mut(conn) else {
@@ -752,6 +752,14 @@ impl Server {
         if matches!(connection.phase, Phase::Closing) {
             return;
         }
+        let buffered = connection.frames.buffered_len();
+        if buffered > 0 {
+            let error = format!(
+                "signalling stream ended in the middle of a frame ({buffered} bytes of it received)"
+            );
+            return self.protocol_error(conn, error);
+        }
+
         debug!(%conn, "client finished its signalling stream");
         self.leave_room(conn, LeaveReason::Left);
         self.close(conn, close_code::NORMAL, "signalling stream finished");
@@ -892,6 +900,10 @@ impl Server {
 
         for conn in stale {
             let message = format!("no Join received within {} s", JOIN_TIMEOUT.as_secs());
+            self.event(ServerEvent::ProtocolError {
+                conn,
+                error: message.clone(),
+            });
             self.send(
                 conn,
                 &SignalMessage::Error {
@@ -945,12 +957,14 @@ impl Server {
             }
         }
 
-        if let Some(host) = new_host {
+        // During a shutdown everyone leaves; announcing a host for each
+        // step would only fill the log.
+        if let Some(host) = new_host.filter(|_| reason != LeaveReason::Shutdown) {
             self.event(ServerEvent::HostChanged {
                 room: room.clone(),
                 client: host,
             });
-            if reason != LeaveReason::Shutdown {
+            {
                 if let Some(host_conn) = self
                     .rooms
                     .get(&room)

@@ -536,7 +536,7 @@ fn second_join_rejected_but_kept() {
     let (conn, _) = h.join(1, Dialect::Native, "room", "a");
     h.send(conn, join("other", "a"));
     let outs = h.drain();
-    assert!(error_text(&Harness::frames_to(&outs, conn)[0].1).starts_with("already joined"));
+    assert!(error_text(&Harness::frames_to(&outs, conn)[0].1).starts_with("already in a room"));
     assert_eq!(Harness::closed(&outs, conn), None);
     assert!(h.server.roster("other").is_none());
 }
@@ -673,4 +673,80 @@ fn transcript_of_a_small_session() {
         })
         .collect();
     insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn force_unmute_by_non_host_named() {
+    let mut h = Harness::new();
+    let (_, host_id) = h.join(1, Dialect::Native, "room", "host");
+    let (other, _) = h.join(2, Dialect::Native, "room", "other");
+    h.send(
+        other,
+        SignalMessage::ServerMute {
+            target: host_id,
+            muted: false,
+        },
+    );
+    let outs = h.drain();
+    assert_eq!(
+        error_text(&Harness::frames_to(&outs, other)[0].1),
+        "only the host can force-unmute"
+    );
+}
+
+#[test]
+fn server_messages_from_client_close_connection() {
+    for joined in [false, true] {
+        let mut h = Harness::new();
+        let conn = if joined {
+            h.join(1, Dialect::Native, "room", "a").0
+        } else {
+            h.open(1, Dialect::Native)
+        };
+        h.send(
+            conn,
+            SignalMessage::ShuttingDown {
+                reason: "no".to_string(),
+            },
+        );
+        let outs = h.drain();
+        assert_eq!(
+            error_text(&Harness::frames_to(&outs, conn)[0].1),
+            "ShuttingDown is a server-to-client message; a client cannot send it"
+        );
+        assert_eq!(
+            Harness::closed(&outs, conn),
+            Some(close_code::PROTOCOL_ERROR)
+        );
+    }
+}
+
+#[test]
+fn stream_ending_mid_frame_is_protocol_error() {
+    let mut h = Harness::new();
+    let (conn, _) = h.join(1, Dialect::Legacy, "room", "a");
+    h.send_raw(conn, &[0, 0, 0, 100, 1, 2]);
+    h.server
+        .handle_input(h.now, ServerInput::StreamFinished { conn });
+    let outs = h.drain();
+    assert_eq!(
+        error_text(&Harness::frames_to(&outs, conn)[0].1),
+        "signalling stream ended in the middle of a frame (6 bytes of it received)"
+    );
+    assert_eq!(
+        Harness::closed(&outs, conn),
+        Some(close_code::PROTOCOL_ERROR)
+    );
+}
+
+#[test]
+fn shutdown_announces_no_new_hosts() {
+    let mut h = Harness::new();
+    h.join(1, Dialect::Native, "room", "a");
+    h.join(2, Dialect::Native, "room", "b");
+    h.server.shutdown(h.now, "server is shutting down");
+    let outs = h.drain();
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Out::Event(ServerEvent::HostChanged { .. }))));
 }

@@ -21,7 +21,7 @@ pub enum WireError {
     #[error("message has {count} trailing bytes after its end")]
     TrailingBytes { count: usize },
 
-    #[error("message is malformed: {detail}")]
+    #[error("{detail}")]
     Malformed { detail: String },
 
     #[error("message variant {variant} cannot be sent in the legacy dialect")]

@@ -110,6 +110,20 @@ impl SignalMessage {
         }
     }
 
+    /// Whether clients send this variant (servers send the others).
+    pub fn is_client_to_server(&self) -> bool {
+        matches!(
+            self,
+            SignalMessage::Join { .. }
+                | SignalMessage::Leave
+                | SignalMessage::Mute { .. }
+                | SignalMessage::Kick { .. }
+                | SignalMessage::ServerMute { .. }
+                | SignalMessage::BlockPeer { .. }
+                | SignalMessage::UnblockPeer { .. }
+        )
+    }
+
     /// Whether voicemcu 0.1 knows this variant.
     pub fn is_legacy(&self) -> bool {
         !matches!(self, SignalMessage::ShuttingDown { .. })

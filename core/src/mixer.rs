@@ -9,23 +9,32 @@
 //! 2. decodes or conceals the frames of members the policy lets be heard.
 //!    A silent or muted member costs no decoding at all;
 //! 3. gates each decoded frame with the member's VAD;
-//! 4. for each listener, sums every audible member except itself and those
-//!    it has blocked, limits the sum and encodes it. A listener with nobody
-//!    to hear gets no frame, so a silent room costs only the buffer pops.
+//! 4. groups the listeners by the set of speakers each may hear (every
+//!    audible member except itself and those it has blocked), and for each
+//!    distinct set sums the frames once, limits the sum and encodes it once
+//!    for everyone in the group. A listener with nobody to hear gets no
+//!    frame, so a silent room costs only the buffer pops.
 //!
-//! Members are kept in a `BTreeMap`, so every pass runs in ascending id
+//! Sharing encodes is what keeps a big room cheap: with one person talking,
+//! every other member hears the same mix, so a room of sixteen needs one
+//! encode per tick instead of fifteen. The limiter and encoder belong to the
+//! speaker set, not to a listener, and live as long as the set keeps being
+//! heard. A listener whose set changes (someone starts or stops talking)
+//! moves to that set's stream.
+//!
+//! NOTE: the move to another encoder's stream can be heard as a short
+//! glitch when it happens mid-speech, because the listener's decoder state
+//! came from the other stream. Most moves happen at the start of a talk
+//! spurt, after silence, where it is inaudible.
+//!
+//! Members and sets are kept in `BTreeMap`s, so every pass runs in a fixed
 //! order and the same inputs give the same packets, byte for byte.
-//!
-//! TODO: share encodes. Listeners who hear the same set of speakers with no
-//! blocks among them hear the same mix (every member who is not speaking
-//! hears all speakers). One limiter and one encoder per distinct speaker set
-//! could serve them all, turning N encodes per tick into roughly one per
-//! speaker plus one. The cost is that a listener who moves between sets
-//! switches to another encoder's stream mid-call, which a decoder hears as a
-//! short glitch, so a shared encoder should be created from a copy of the
-//! listener's own encoder state or fade across the switch.
 
 use std::collections::BTreeMap;
+
+/// Ticks a speaker set's encoder is kept after it was last used: 1 s, so a
+/// set that recurs between words keeps its encoder state.
+const ENCODER_IDLE_TICKS: u64 = 50;
 
 use crate::audio::{PcmFrame, SILENCE};
 use crate::codec::{CodecError, Decoder, Encoder, OpusDecoder, OpusEncoder, OpusSettings};
@@ -89,8 +98,6 @@ struct Member {
     jitter: JitterBuffer,
     decoder: OpusDecoder,
     vad: VoiceActivityDetector,
-    encoder: OpusEncoder,
-    limiter: Limiter,
     /// This tick's decoded frame.
     frame: Box<PcmFrame>,
     /// Whether `frame` counts in this tick's mixes.
@@ -105,8 +112,6 @@ impl Member {
             jitter: JitterBuffer::new(config.jitter),
             decoder: OpusDecoder::new()?,
             vad: VoiceActivityDetector::new(config.vad_threshold),
-            encoder: OpusEncoder::new(config.opus)?,
-            limiter: Limiter::new(),
             frame: Box::new(SILENCE),
             speaking: false,
             decode_errors: 0,
@@ -162,11 +167,23 @@ impl Member {
     }
 }
 
+/// The limiter and encoder that serve every listener hearing one set of
+/// speakers.
+struct SharedEncoder {
+    encoder: OpusEncoder,
+    limiter: Limiter,
+    last_used: u64,
+}
+
 /// The mixer of one room. It is `Send`, so rooms can run on different
 /// threads.
 pub struct RoomMixer {
     config: MixerConfig,
     members: BTreeMap<ClientId, Member>,
+    /// Encoders by the speaker set they encode, in ascending id order.
+    encoders: BTreeMap<Vec<ClientId>, SharedEncoder>,
+    /// Ticks run so far.
+    tick: u64,
     /// This tick's speakers, in ascending id order.
     speakers: Vec<ClientId>,
     /// `frames[i]` holds the decoded frame of `speakers[i]`. The boxes are
@@ -189,6 +206,8 @@ impl RoomMixer {
         RoomMixer {
             config,
             members: BTreeMap::new(),
+            encoders: BTreeMap::new(),
+            tick: 0,
             speakers: Vec::new(),
             frames: Vec::new(),
             total: Box::new(SILENCE),
@@ -197,10 +216,14 @@ impl RoomMixer {
         }
     }
 
-    /// Adds a member with its own jitter buffer, decoder and encoder. Adding
-    /// an id that is already a member starts it over with fresh state and
-    /// counters.
+    /// Adds a member with its own jitter buffer and decoder. Adding an id
+    /// that is already a member starts it over with fresh state and
+    /// counters. Fails when the codec cannot be set up with the configured
+    /// settings.
     pub fn add_member(&mut self, id: ClientId) -> Result<(), CodecError> {
+        // Encoders are made per speaker set later; making one here checks
+        // the settings while the caller can still reject the join.
+        OpusEncoder::new(self.config.opus)?;
         let member = Member::new(&self.config)?;
         self.members.insert(id, member);
         tracing::debug!(member = id, "member added to mixer");
@@ -239,14 +262,17 @@ impl RoomMixer {
     /// Runs one 20 ms tick and appends one [`MixedFrame`] per listener who
     /// has someone to hear. A listener with nobody audible gets nothing.
     pub fn mix(&mut self, policy: &dyn MixPolicy, out: &mut Vec<MixedFrame>) {
+        self.tick += 1;
         let RoomMixer {
+            config,
             members,
+            encoders,
+            tick,
             speakers,
             frames,
             total,
             mix,
             packet,
-            ..
         } = self;
 
         speakers.clear();
@@ -271,29 +297,77 @@ impl RoomMixer {
             add_into(total, frame);
         }
 
-        for (&listener, member) in members.iter_mut() {
+        // Listeners who hear the same speakers share one mix and one encode.
+        let mut groups: BTreeMap<Vec<ClientId>, Vec<ClientId>> = BTreeMap::new();
+        for &listener in members.keys() {
             let heard: Vec<ClientId> = speakers
                 .iter()
                 .copied()
                 .filter(|&speaker| speaker != listener && !policy.has_blocked(listener, speaker))
                 .collect();
-            if heard.is_empty() {
-                continue;
+            if !heard.is_empty() {
+                groups.entry(heard).or_default().push(listener);
             }
+        }
 
+        let first_new = out.len();
+        for (heard, listeners) in groups {
             build_mix(mix, total, speakers, speaker_frames, &heard);
-            member.limiter.process(mix);
-            match member.encoder.encode(mix, &mut packet[..]) {
-                Ok(len) => out.push(MixedFrame {
-                    listener,
-                    packet: packet[..len].to_vec(),
-                    speakers: heard,
-                }),
+            let encoded = match encoders.entry(heard.clone()) {
+                std::collections::btree_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+                std::collections::btree_map::Entry::Vacant(entry) => OpusEncoder::new(config.opus)
+                    .map(|encoder| {
+                        entry.insert(SharedEncoder {
+                            encoder,
+                            limiter: Limiter::new(),
+                            last_used: *tick,
+                        })
+                    }),
+            }
+            .and_then(|shared| {
+                shared.last_used = *tick;
+                shared.limiter.process(mix);
+                shared.encoder.encode(mix, &mut packet[..])
+            });
+
+            match encoded {
+                Ok(len) => {
+                    for listener in listeners {
+                        out.push(MixedFrame {
+                            listener,
+                            packet: packet[..len].to_vec(),
+                            speakers: heard.clone(),
+                        });
+                    }
+                }
                 Err(error) => {
-                    member.encode_errors += 1;
-                    tracing::debug!(listener, %error, "mix not sent: encoding failed");
+                    tracing::debug!(?listeners, %error, "mix not sent: encoding failed");
+                    for listener in listeners {
+                        if let Some(member) = members.get_mut(&listener) {
+                            member.encode_errors += 1;
+                        }
+                    }
                 }
             }
+        }
+        out[first_new..].sort_by_key(|frame| frame.listener);
+
+        let now = *tick;
+        encoders.retain(|_, shared| now - shared.last_used < ENCODER_IDLE_TICKS);
+
+        // Speakers flapping on and off could make many short-lived sets;
+        // keep at most two encoders per member, dropping the least recently
+        // used.
+        let limit = 2 * members.len() + 2;
+        while encoders.len() > limit {
+            let oldest = encoders
+                .iter()
+                .min_by_key(|(_, shared)| shared.last_used)
+                .map(|(set, _)| set.clone());
+            match oldest {
+                Some(set) => encoders.remove(&set),
+                None => break,
+            };
         }
     }
 
@@ -679,6 +753,26 @@ mod tests {
         let first = run();
         assert!(!first.is_empty());
         assert_eq!(first, run());
+    }
+
+    #[test]
+    fn listeners_hearing_same_speakers_share_packet() {
+        let mut harness = Harness::new(&[1, 2, 3, 4]);
+        let policy = Policy::default();
+        harness.send_tone(1, 500.0, 0.3);
+        harness.run(&policy, 10);
+
+        let frames = harness.step(&policy);
+        let listeners: Vec<ClientId> = frames.iter().map(|frame| frame.listener).collect();
+        assert_eq!(listeners, [2, 3, 4], "the speaker hears nobody");
+        assert!(frames.iter().all(|frame| frame.speakers == [1]));
+        assert_eq!(frames[0].packet, frames[1].packet);
+        assert_eq!(frames[1].packet, frames[2].packet);
+        assert_eq!(
+            harness.mixer.encoders.len(),
+            1,
+            "one encode serves all three"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Command {
     /// Replay a session file offline with the real server and clients on a
     /// virtual clock, and write what every participant heard.
     Replay(crate::replay::ReplayArgs),
+    /// Run deterministic network simulations of whole conferences.
+    Sim(crate::sim::SimArgs),
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod demo;
 mod replay;
 mod server;
 mod shutdown;
+mod sim;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     // it logs only warnings unless RUST_LOG asks for more.
     let default_level = match cli.command {
         Command::Server(_) => "info",
-        Command::Client(_) | Command::Demo(_) | Command::Replay(_) => "warn",
+        Command::Client(_) | Command::Demo(_) | Command::Replay(_) | Command::Sim(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
             Command::Client(args) => client::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Sim(args) => sim::run(args),
         }
     });
 

@@ -501,7 +501,10 @@ async fn forward_reads(
 ) -> String {
     let mut stream_open = true;
     loop {
+        // Biased, so that a simulation replaying a seed sees stream data
+        // and datagrams that are ready together in the same order.
         let message = tokio::select! {
+            biased;
             chunk = recv.read_chunk(MAX_READ_CHUNK, true), if stream_open => match chunk {
                 Ok(Some(chunk)) => ConnectionMessage::StreamData { conn, bytes: chunk.bytes },
                 Ok(None) => {

@@ -24,7 +24,7 @@ const HEARD: f32 = 0.05;
 
 /// Time for a change to reach every ear: a round trip, jitter buffers and
 /// the measurement window.
-const SETTLE: Duration = Duration::from_millis(700);
+const SETTLE: Duration = Duration::from_millis(1_000);
 const MEASURE: Duration = Duration::from_millis(300);
 const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 

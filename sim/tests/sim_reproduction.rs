@@ -1,0 +1,37 @@
+//! A broken invariant's message must name the seed and the command that
+//! reruns it.
+//! The outcome of a real run is doctored so that the checker must fail.
+
+use voicemcu_sim::turmoil::{check_outcome, reproduce_command, run_scenario, SimError};
+
+#[test]
+fn broken_invariant_prints_seed_and_command() {
+    let seed = 5;
+    let mut outcome = run_scenario("clean", seed).unwrap_or_else(|error| panic!("{error}"));
+    assert!(check_outcome(&outcome).is_ok());
+
+    // Alice now hears her own tone in one window, and bob's roster lost
+    // carol.
+    let carol_id = outcome.observation.participants[2].view.own_id.unwrap();
+    let participants = &mut outcome.observation.participants;
+    participants[0].windows[40].levels_dbfs[0] = -12.0;
+    participants[1].view.roster.members.remove(&carol_id);
+
+    let error = check_outcome(&outcome).unwrap_err();
+    let SimError::InvariantsBroken { violations, .. } = &error else {
+        panic!("expected broken invariants, got {error:?}");
+    };
+    let broken: Vec<&str> = violations.iter().map(|v| v.invariant).collect();
+    assert_eq!(broken, vec!["no-self-hearing", "rosters-agree"]);
+
+    let message = error.to_string();
+    assert!(message.contains("seed 5"), "{message}");
+    assert!(
+        message.contains("cargo run -p voicemcu -- sim run clean --seed 5"),
+        "{message}"
+    );
+    assert_eq!(
+        reproduce_command("clean", seed),
+        "cargo run -p voicemcu -- sim run clean --seed 5"
+    );
+}

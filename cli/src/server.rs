@@ -1,28 +1,41 @@
-//! `voicemcu server`: builds the server's settings from the arguments and
-//! runs the QUIC server until Ctrl+C or SIGTERM.
+//! `voicemcu server`: builds the server's settings from the defaults, the
+//! configuration file and the flags, and runs the QUIC server until Ctrl+C
+//! or SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
-use voicemcu_core::codec::OpusSettings;
-use voicemcu_core::jitter::JitterConfig;
-use voicemcu_core::mixer::MixerConfig;
-use voicemcu_core::server::ServerConfig;
-use voicemcu_quic::{CertificateSource, QuicServer, ServerOptions};
+use anyhow::{bail, Context};
+use voicemcu_quic::tls::Identity;
+use voicemcu_quic::{
+    default_certificate_files, dump_default_config, CertificateSource, QuicServer,
+};
 
 use crate::args::ServerArgs;
 use crate::shutdown;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let options = ServerOptions {
-        bind: args.bind,
-        certificate: certificate_source(&args),
-        core: core_config(&args),
-        seed: args.seed.unwrap_or_else(random_seed),
-    };
+    if args.settings.dump_config {
+        print!("{}", dump_default_config());
+        return Ok(ExitCode::SUCCESS);
+    }
 
-    let server = QuicServer::bind(options).context("could not start the server")?;
+    let settings = args.settings.settings()?;
+    let mut options = settings.server_options(args.seed.unwrap_or_else(random_seed));
+    if options.certificate == CertificateSource::Generate {
+        options.certificate = persistent_certificate();
+    }
+
+    if args.settings.print_fingerprint {
+        let CertificateSource::Files { cert, key } = &options.certificate else {
+            bail!("no certificate to print: set --cert-file and --key-file, or HOME");
+        };
+        let identity = Identity::load_or_create(cert, key)?;
+        println!("{}", identity.fingerprint());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let server =
+        QuicServer::bind_with(options, settings.tuning()).context("could not start the server")?;
     let addr = server
         .local_addr()
         .context("could not read the bound address")?;
@@ -39,34 +52,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn certificate_source(args: &ServerArgs) -> CertificateSource {
-    match (&args.cert_file, &args.key_file) {
-        (Some(cert), Some(key)) => CertificateSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        },
-        // clap's `requires` makes the two flags come together.
-        _ => CertificateSource::Generate,
-    }
-}
-
-fn core_config(args: &ServerArgs) -> ServerConfig {
-    let defaults = ServerConfig::default();
-    ServerConfig {
-        max_room_size: args.max_room_size as usize,
-        cleanup_interval: Duration::from_secs(args.cleanup_interval),
-        mixer: MixerConfig {
-            opus: OpusSettings {
-                bitrate: args.bitrate,
-                ..defaults.mixer.opus
-            },
-            jitter: JitterConfig {
-                depth: args.jitter_depth,
-                ..defaults.mixer.jitter
-            },
-            vad_threshold: args.vad_threshold,
-        },
-        ..defaults
+/// The certificate files in the data directory, so that the fingerprint
+/// stays the same across restarts; a new certificate at every start when
+/// no data directory can be found.
+fn persistent_certificate() -> CertificateSource {
+    match default_certificate_files() {
+        Some(files) => {
+            if let CertificateSource::Files { cert, .. } = &files {
+                tracing::info!(cert = %cert.display(), "using the certificate in the data directory");
+            }
+            files
+        }
+        None => {
+            tracing::warn!(
+                "neither XDG_DATA_HOME nor HOME is set: using a new certificate, whose fingerprint changes at every start; set --cert-file and --key-file to keep one"
+            );
+            CertificateSource::Generate
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod jitter;
 pub mod limiter;
 pub mod mixer;
+pub mod rate_limit;
 pub mod server;
 pub mod text;
 pub mod time;

@@ -2,10 +2,15 @@
 //!
 //! Transport parameters stay at voicemcu 0.1's values, which are quinn 0.11's
 //! defaults (30 s idle timeout, datagrams enabled) with path-MTU discovery
-//! capped at 1200 bytes of UDP payload. There are two additions. Our client
+//! capped at 1200 bytes of UDP payload. There are three additions. Our client
 //! sends a keep-alive every 5 s so that a muted, silent client is not
-//! dropped for idleness. The server lets each client open one bidirectional
-//! stream and no unidirectional ones, which is all either dialect uses.
+//! dropped for idleness. The server sends keep-alives too, at an interval
+//! chosen from its idle timeout ([`auto_keep_alive`]), so that clients which
+//! send none (voicemcu 0.1 clients) stay connected while silent. The server
+//! lets each client open one bidirectional stream and no unidirectional
+//! ones, which is all either dialect uses. [`TransportSettings`] lets the
+//! operator change the server's idle timeout, keep-alive and datagram
+//! receive buffer.
 //!
 //! ALPN decides the dialect: the server accepts both [`NATIVE_ALPN`] and no
 //! ALPN (the private `alpn` module explains how), and the client offers either the
@@ -39,6 +44,52 @@ pub const MAX_UDP_PAYLOAD: u16 = 1200;
 /// stream.
 pub const MAX_CLIENT_BIDI_STREAMS: u32 = 1;
 
+/// Bytes of received datagrams the server buffers per connection before
+/// quinn drops the oldest. 64 KiB is over two seconds of the largest
+/// audio datagrams, far more than a well-behaved sender ever has queued.
+pub const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
+
+/// The idle timeout that voicemcu 0.1 and our client advertise. The idle
+/// timeout a connection negotiates is the smaller of the two sides', so it
+/// is at most this for every client we know of.
+const PEER_IDLE_TIMEOUT: Duration = IDLE_TIMEOUT;
+
+/// The server's transport settings that an operator may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransportSettings {
+    /// The idle timeout the server advertises.
+    pub idle_timeout: Duration,
+    /// How long the server lets a connection stay quiet before it sends a
+    /// keep-alive. Must be shorter than `idle_timeout`.
+    pub keep_alive: Duration,
+    /// Bytes of received datagrams buffered per connection; the oldest are
+    /// dropped beyond it.
+    pub datagram_receive_buffer: usize,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        TransportSettings {
+            idle_timeout: IDLE_TIMEOUT,
+            keep_alive: auto_keep_alive(IDLE_TIMEOUT),
+            datagram_receive_buffer: DATAGRAM_RECEIVE_BUFFER,
+        }
+    }
+}
+
+/// Chooses the server's keep-alive interval for an advertised idle timeout:
+/// a third of the idle timeout the connection will negotiate, so that two
+/// keep-alives in a row may be lost before the connection times out.
+///
+/// The negotiated timeout is the smaller of the server's and the client's.
+/// quinn 0.11 does not expose the client's value, so this takes the
+/// client's to be [`IDLE_TIMEOUT`], which voicemcu 0.1 clients and ours
+/// advertise.
+// NOTE: a client advertising less than 30 s must send its own keep-alives.
+pub fn auto_keep_alive(idle_timeout: Duration) -> Duration {
+    idle_timeout.min(PEER_IDLE_TIMEOUT) / 3
+}
+
 /// How a client decides that a server certificate is the right one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trust {
@@ -71,10 +122,20 @@ fn base_transport() -> TransportConfig {
     transport
 }
 
-/// Builds the transport settings of our server.
+/// Builds the transport settings of our server with the default
+/// [`TransportSettings`].
 pub fn server_transport() -> TransportConfig {
+    server_transport_with(&TransportSettings::default())
+}
+
+/// Builds the transport settings of our server from `settings`.
+pub fn server_transport_with(settings: &TransportSettings) -> TransportConfig {
+    let idle_millis = u32::try_from(settings.idle_timeout.as_millis()).unwrap_or(u32::MAX);
     let mut transport = base_transport();
     transport
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(idle_millis))))
+        .keep_alive_interval(Some(settings.keep_alive))
+        .datagram_receive_buffer_size(Some(settings.datagram_receive_buffer))
         .max_concurrent_bidi_streams(VarInt::from_u32(MAX_CLIENT_BIDI_STREAMS))
         .max_concurrent_uni_streams(VarInt::from_u32(0));
     transport
@@ -107,12 +168,21 @@ pub(crate) fn rustls_server_config(
 /// Builds the quinn server configuration: `identity`'s certificate, both
 /// dialects, [`server_transport`].
 pub fn server_config(identity: &Identity) -> Result<quinn::ServerConfig, TlsError> {
+    server_config_with(identity, &TransportSettings::default())
+}
+
+/// Builds the quinn server configuration like [`server_config`], with the
+/// transport from `settings`.
+pub fn server_config_with(
+    identity: &Identity,
+    settings: &TransportSettings,
+) -> Result<quinn::ServerConfig, TlsError> {
     let native = rustls_server_config(identity, vec![NATIVE_ALPN.to_vec()])?;
     let legacy = rustls_server_config(identity, Vec::new())?;
     let crypto = DialectServerCrypto::new(native, legacy);
 
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(server_transport()));
+    config.transport_config(Arc::new(server_transport_with(settings)));
     Ok(config)
 }
 

@@ -5,6 +5,11 @@
 //!   pinning and skip-verification certificate verifiers.
 //! - [`endpoint`]: transport parameters and the quinn configurations,
 //!   including ALPN, which decides the dialect of each connection.
+//! - [`known_servers`]: the client's file of trusted server fingerprints
+//!   and the probe that reads a new server's certificate.
+//! - [`connection_limit`]: the per-address limit on connection attempts.
+//! - [`settings`]: the server's configuration file, its defaults and their
+//!   validation.
 //! - [`server`]: [`QuicServer`], which feeds one core
 //!   [`voicemcu_core::server::Server`] from every connection and carries out
 //!   its outputs.
@@ -18,14 +23,28 @@
 mod alpn;
 pub mod client;
 mod clock;
+pub mod connection_limit;
 pub mod endpoint;
+pub mod known_servers;
 pub mod server;
+pub mod settings;
 pub mod tls;
+
+/// The quinn version this crate is built on, for callers that drive raw
+/// connections, such as tests of hostile clients.
+pub use quinn;
 
 pub use client::{
     connect, run_client, run_client_on, ClientError, ClientExit, ClientOptions, ConnectOptions,
     DialectChoice,
 };
-pub use endpoint::Trust;
-pub use server::{CertificateSource, QuicServer, ServerError, ServerOptions};
+pub use endpoint::{TransportSettings, Trust};
+pub use server::{
+    CertificateSource, QuicServer, ServerError, ServerOptions, ServerTuning,
+    DEFAULT_CONNECTION_RATE,
+};
+pub use settings::{
+    default_certificate_files, dump_default_config, ServerSettings, SettingsError,
+    SettingsOverrides,
+};
 pub use tls::{Fingerprint, Identity, TlsError};

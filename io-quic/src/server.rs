@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, trace, warn};
 use voicemcu_core::ids::ConnectionId;
+use voicemcu_core::rate_limit::RateLimit;
 use voicemcu_core::server::{
     close_code, CloseReason, OutStream, Server, ServerConfig, ServerEvent, ServerInput,
     ServerOutput,
@@ -30,7 +31,8 @@ use voicemcu_core::server::{
 use voicemcu_core::wire::{Dialect, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 
 use crate::clock::{sleep_until, Clock};
-use crate::endpoint::{negotiated_dialect, server_config};
+use crate::connection_limit::ConnectionLimiter;
+use crate::endpoint::{negotiated_dialect, server_config_with, TransportSettings};
 use crate::tls::{Fingerprint, Identity, TlsError};
 
 /// How long a client may take to complete the handshake.
@@ -86,6 +88,28 @@ pub struct ServerOptions {
     pub seed: u64,
 }
 
+/// The default limit on connection attempts per client address (per /64
+/// for IPv6): bursts of 20, then 2 a second. Generous enough for a
+/// household or an office behind one NAT address.
+pub const DEFAULT_CONNECTION_RATE: RateLimit = RateLimit::new(2, 20);
+
+/// Settings of the QUIC layer beyond [`ServerOptions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerTuning {
+    pub transport: TransportSettings,
+    /// Connection attempts allowed per client address.
+    pub connection_rate: RateLimit,
+}
+
+impl Default for ServerTuning {
+    fn default() -> Self {
+        ServerTuning {
+            transport: TransportSettings::default(),
+            connection_rate: DEFAULT_CONNECTION_RATE,
+        }
+    }
+}
+
 /// An error that kept the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -102,28 +126,35 @@ pub struct QuicServer {
     fingerprint: Fingerprint,
     core: ServerConfig,
     seed: u64,
+    connection_rate: RateLimit,
 }
 
 impl QuicServer {
-    /// Loads or generates the certificate and binds the UDP socket. Must be
-    /// called inside a tokio runtime.
+    /// Loads or generates the certificate and binds the UDP socket, with
+    /// the default [`ServerTuning`]. Must be called inside a tokio runtime.
     pub fn bind(options: ServerOptions) -> Result<QuicServer, ServerError> {
+        QuicServer::bind_with(options, ServerTuning::default())
+    }
+
+    /// Binds like [`QuicServer::bind`], with `tuning` for the QUIC layer.
+    pub fn bind_with(
+        options: ServerOptions,
+        tuning: ServerTuning,
+    ) -> Result<QuicServer, ServerError> {
         let identity = match &options.certificate {
             CertificateSource::Generate => Identity::generate()?,
             CertificateSource::Files { cert, key } => Identity::load_or_create(cert, key)?,
         };
-        let config = server_config(&identity)?;
+        let config = server_config_with(&identity, &tuning.transport)?;
         let endpoint =
             Endpoint::server(config, options.bind).map_err(|source| ServerError::Bind {
                 addr: options.bind,
                 source,
             })?;
-        Ok(QuicServer::with_endpoint(
-            endpoint,
-            identity.fingerprint(),
-            options.core,
-            options.seed,
-        ))
+        let mut server =
+            QuicServer::with_endpoint(endpoint, identity.fingerprint(), options.core, options.seed);
+        server.connection_rate = tuning.connection_rate;
+        Ok(server)
     }
 
     /// Wraps an endpoint built elsewhere, for example over a simulated
@@ -141,6 +172,7 @@ impl QuicServer {
             fingerprint,
             core,
             seed,
+            connection_rate: DEFAULT_CONNECTION_RATE,
         }
     }
 
@@ -165,7 +197,11 @@ impl QuicServer {
         }
 
         let (inputs_tx, inputs) = mpsc::channel(INPUT_QUEUE);
-        let accept_task = tokio::spawn(accept_connections(self.endpoint.clone(), inputs_tx));
+        let accept_task = tokio::spawn(accept_connections(
+            self.endpoint.clone(),
+            self.connection_rate,
+            inputs_tx,
+        ));
 
         let mut owner = Owner {
             core: Server::new(self.core, self.seed),
@@ -415,13 +451,42 @@ fn log_event(event: &ServerEvent) {
     }
 }
 
-/// Accepts connections until the endpoint closes, one task each.
-async fn accept_connections(endpoint: Endpoint, inputs: mpsc::Sender<ConnectionMessage>) {
+/// How often refused connection attempts are summarised in the log.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Accepts connections until the endpoint closes, one task each. Attempts
+/// over the per-address rate are refused before quinn starts a handshake.
+async fn accept_connections(
+    endpoint: Endpoint,
+    connection_rate: RateLimit,
+    inputs: mpsc::Sender<ConnectionMessage>,
+) {
+    let clock = Clock::start();
+    let mut limiter = ConnectionLimiter::new(connection_rate, clock.now());
+    let mut next_refusal_log = clock.now();
     let mut next_id = 0u64;
     while let Some(incoming) = endpoint.accept().await {
+        let peer = incoming.remote_address();
+        let now = clock.now();
+        if !limiter.allow(peer.ip(), now) {
+            trace!(%peer, "connection attempt over the per-address rate refused");
+            incoming.refuse();
+            if now >= next_refusal_log {
+                warn!(
+                    %peer,
+                    refused = limiter.take_refused(),
+                    per_second = connection_rate.per_second,
+                    burst = connection_rate.burst,
+                    "refusing connection attempts over the per-address rate"
+                );
+                next_refusal_log = now + REFUSAL_LOG_INTERVAL;
+            }
+            continue;
+        }
+
         let conn = ConnectionId(next_id);
         next_id += 1;
-        trace!(%conn, peer = %incoming.remote_address(), "incoming connection");
+        trace!(%conn, %peer, "incoming connection");
         tokio::spawn(serve_connection(conn, incoming, inputs.clone()));
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::mixer::MixerConfig;
+use crate::rate_limit::RateLimit;
 
 /// Server settings. Every limit here protects the server from a client
 /// asking for more than its share.
@@ -20,6 +21,17 @@ pub struct ServerConfig {
     /// closed once they have waited [`super::JOIN_TIMEOUT`].
     pub cleanup_interval: Duration,
     pub mixer: MixerConfig,
+    /// Signalling messages each connection may send. `Leave` is always
+    /// allowed; other messages over the limit are rejected with an `Error`.
+    pub signalling_rate: RateLimit,
+    /// Audio datagrams each participant may send. A sender produces 50 a
+    /// second; datagrams over the limit are dropped before they reach the
+    /// jitter buffer.
+    pub datagram_rate: RateLimit,
+    /// How long a signalling frame may take to arrive completely, counted
+    /// from its first byte. A connection whose frame is still partial after
+    /// this is closed with an `Error`.
+    pub frame_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +43,9 @@ impl Default for ServerConfig {
             max_room_code_len: 128,
             cleanup_interval: Duration::from_secs(5),
             mixer: MixerConfig::default(),
+            signalling_rate: RateLimit::new(20, 40),
+            datagram_rate: RateLimit::new(100, 50),
+            frame_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -26,6 +26,7 @@ use tracing::{debug, trace, warn};
 use crate::audio::{FRAME_DURATION, FRAME_SAMPLES};
 use crate::ids::{ClientId, ConnectionId};
 use crate::mixer::{MemberStats, MixedFrame, RoomMixer};
+use crate::rate_limit::TokenBucket;
 use crate::text::sanitize;
 use crate::time::Instant;
 use crate::wire::{
@@ -155,6 +156,14 @@ struct Connection {
     next_sequence: u32,
     /// Datagrams dropped because they could not be decoded.
     malformed_datagrams: u64,
+    /// Signalling messages allowed, per [`ServerConfig::signalling_rate`].
+    signalling: TokenBucket,
+    /// Audio datagrams allowed, per [`ServerConfig::datagram_rate`].
+    datagrams: TokenBucket,
+    /// Datagrams dropped for going over [`ServerConfig::datagram_rate`].
+    rate_limited_datagrams: u64,
+    /// When the partial frame now buffered started to arrive.
+    partial_frame_since: Option<Instant>,
 }
 
 /// Counters for one participant, for the status view and tests.
@@ -168,6 +177,8 @@ pub struct ParticipantStatus {
     pub dialect: Dialect,
     pub peer: SocketAddr,
     pub malformed_datagrams: u64,
+    /// Datagrams dropped for going over the server's datagram rate limit.
+    pub rate_limited_datagrams: u64,
     pub media: Option<MemberStats>,
 }
 
@@ -243,7 +254,7 @@ impl Server {
             } => self.on_connection_opened(now, conn, peer, dialect),
             ServerInput::StreamData { conn, bytes } => self.on_stream_data(now, conn, bytes),
             ServerInput::StreamFinished { conn } => self.on_stream_finished(conn),
-            ServerInput::Datagram { conn, bytes } => self.on_datagram(conn, bytes),
+            ServerInput::Datagram { conn, bytes } => self.on_datagram(now, conn, bytes),
             ServerInput::ConnectionClosed { conn } => self.on_connection_closed(conn),
             ServerInput::Timeout => self.on_timeout(now),
         }
@@ -328,6 +339,8 @@ impl Server {
                             peer: connection
                                 .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.peer),
                             malformed_datagrams: connection.map_or(0, |c| c.malformed_datagrams),
+                            rate_limited_datagrams: connection
+                                .map_or(0, |c| c.rate_limited_datagrams),
                             media: room.mixer.member_stats(*id),
                         }
                     })
@@ -362,6 +375,10 @@ impl Server {
                 phase: Phase::AwaitingJoin { since: now },
                 next_sequence: 0,
                 malformed_datagrams: 0,
+                signalling: TokenBucket::new(self.config.signalling_rate, now),
+                datagrams: TokenBucket::new(self.config.datagram_rate, now),
+                rate_limited_datagrams: 0,
+                partial_frame_since: None,
             },
         );
 
@@ -391,6 +408,12 @@ impl Server {
         }
         connection.frames.push(bytes);
 
+        self.handle_frames(now, conn);
+        self.track_partial_frame(now, conn);
+    }
+
+    /// Decodes and handles every complete frame buffered for `conn`.
+    fn handle_frames(&mut self, now: Instant, conn: ConnectionId) {
         loop {
             let Some(connection) = self.connections.get_mut(&conn) else {
                 return;
@@ -419,6 +442,24 @@ impl Server {
         }
     }
 
+    /// Starts the clock on a partial frame left in the buffer, or stops it
+    /// once the buffer holds none, and makes sure a sweep runs when the
+    /// frame's time is up.
+    fn track_partial_frame(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        if matches!(connection.phase, Phase::Closing) || !connection.frames.has_partial_frame() {
+            connection.partial_frame_since = None;
+            return;
+        }
+        if connection.partial_frame_since.is_none() {
+            connection.partial_frame_since = Some(now);
+            let deadline = now + self.config.frame_timeout;
+            self.next_cleanup = Some(self.next_cleanup.map_or(deadline, |at| at.min(deadline)));
+        }
+    }
+
     fn on_message(&mut self, now: Instant, conn: ConnectionId, message: SignalMessage) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
@@ -432,6 +473,15 @@ impl Server {
             );
             return self.protocol_error(conn, error);
         }
+        if matches!(connection.phase, Phase::Closing) {
+            return;
+        }
+        if !matches!(message, SignalMessage::Leave) && !self.take_signalling_token(now, conn) {
+            return self.reject_over_rate(conn, &message);
+        }
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
 
         let client = match &connection.phase {
             Phase::Closing => return,
@@ -478,6 +528,35 @@ impl Server {
                 debug!(%conn, message = other.name(), "server-to-client message got past the check")
             }
         }
+    }
+
+    fn take_signalling_token(&mut self, now: Instant, conn: ConnectionId) -> bool {
+        self.connections
+            .get_mut(&conn)
+            .is_some_and(|connection| connection.signalling.try_take(now))
+    }
+
+    /// Rejects a message over the signalling rate limit: replies with an
+    /// `Error` and drops the message. The connection stays open.
+    fn reject_over_rate(&mut self, conn: ConnectionId, message: &SignalMessage) {
+        let limit = self.config.signalling_rate;
+        let reason = format!(
+            "too many signalling messages: {} was not carried out; the limit is {} per second \
+             with bursts of {}, so slow down",
+            message.name(),
+            limit.per_second,
+            limit.burst
+        );
+        self.event(ServerEvent::CommandRejected {
+            conn,
+            client: self.client_of(conn),
+            reason: reason.clone(),
+        });
+        self.send(
+            conn,
+            &SignalMessage::Error { message: reason },
+            Delivery::Reply,
+        );
     }
 
     fn on_join(&mut self, now: Instant, conn: ConnectionId, room_code: &str, display_name: &str) {
@@ -765,7 +844,7 @@ impl Server {
         self.close(conn, close_code::NORMAL, "signalling stream finished");
     }
 
-    fn on_datagram(&mut self, conn: ConnectionId, bytes: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, conn: ConnectionId, bytes: &[u8]) {
         let Some(connection) = self.connections.get_mut(&conn) else {
             return;
         };
@@ -773,6 +852,11 @@ impl Server {
             trace!(%conn, "datagram before Join dropped");
             return;
         };
+        if !connection.datagrams.try_take(now) {
+            connection.rate_limited_datagrams += 1;
+            trace!(%conn, "datagram over the rate limit dropped");
+            return;
+        }
 
         let (header, payload) = match decode_datagram(bytes) {
             Ok(decoded) => decoded,
@@ -803,13 +887,13 @@ impl Server {
         }
     }
 
-    /// Cancels the sweep for connections that never joined when none is
-    /// left waiting, so an idle server asks for no wake-ups.
+    /// Cancels the sweep when no connection is waiting to join or in the
+    /// middle of a frame, so an idle server asks for no wake-ups.
     fn stop_sweeping_if_idle(&mut self) {
-        let waiting = self
-            .connections
-            .values()
-            .any(|connection| matches!(connection.phase, Phase::AwaitingJoin { .. }));
+        let waiting = self.connections.values().any(|connection| {
+            matches!(connection.phase, Phase::AwaitingJoin { .. })
+                || connection.partial_frame_since.is_some()
+        });
         if !waiting {
             self.next_cleanup = None;
         }
@@ -886,7 +970,8 @@ impl Server {
         }
     }
 
-    /// Closes connections that never joined and schedules the next sweep.
+    /// Closes connections that never joined or whose partial frame stalled,
+    /// and schedules the next sweep.
     fn sweep(&mut self, now: Instant) {
         let stale: Vec<ConnectionId> = self
             .connections
@@ -898,7 +983,35 @@ impl Server {
             .map(|(conn, _)| *conn)
             .collect();
 
+        let frame_timeout = self.config.frame_timeout;
+        let stalled: Vec<(ConnectionId, usize)> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| !matches!(connection.phase, Phase::Closing))
+            .filter(|(_, connection)| {
+                connection
+                    .partial_frame_since
+                    .is_some_and(|since| now - since >= frame_timeout)
+            })
+            .map(|(conn, connection)| (*conn, connection.frames.buffered_len()))
+            .collect();
+        for (conn, buffered) in stalled {
+            let error = format!(
+                "signalling frame incomplete after {:.1} s ({buffered} bytes of it received): \
+                 a frame must arrive whole within that time",
+                frame_timeout.as_secs_f64()
+            );
+            self.protocol_error(conn, error);
+        }
+
         for conn in stale {
+            let closing = self
+                .connections
+                .get(&conn)
+                .is_none_or(|connection| matches!(connection.phase, Phase::Closing));
+            if closing {
+                continue;
+            }
             let message = format!("no Join received within {} s", JOIN_TIMEOUT.as_secs());
             self.event(ServerEvent::ProtocolError {
                 conn,
@@ -914,7 +1027,13 @@ impl Server {
             self.close(conn, close_code::JOIN_TIMEOUT, &message);
         }
 
-        self.next_cleanup = Some(now + JOIN_TIMEOUT.min(self.config.cleanup_interval));
+        let mut next = now + JOIN_TIMEOUT.min(self.config.cleanup_interval);
+        for connection in self.connections.values() {
+            if let Some(since) = connection.partial_frame_since {
+                next = next.min(since + frame_timeout);
+            }
+        }
+        self.next_cleanup = Some(next);
         self.stop_sweeping_if_idle();
     }
 
@@ -1078,6 +1197,7 @@ impl Server {
             return;
         };
         connection.phase = Phase::Closing;
+        connection.partial_frame_since = None;
         self.outputs.push_back(ServerOutput::Close {
             conn,
             reason: CloseReason {

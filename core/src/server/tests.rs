@@ -750,3 +750,124 @@ fn shutdown_announces_no_new_hosts() {
         .iter()
         .any(|o| matches!(o, Out::Event(ServerEvent::HostChanged { .. }))));
 }
+
+#[test]
+fn signalling_flood_rejected_with_error() {
+    let mut h = Harness::with_config(ServerConfig {
+        signalling_rate: crate::rate_limit::RateLimit::new(2, 3),
+        ..ServerConfig::default()
+    });
+    // The join takes the first of three tokens.
+    let (conn, _) = h.join(1, Dialect::Native, "room", "a");
+    h.send(conn, SignalMessage::Mute { muted: true });
+    h.send(conn, SignalMessage::Mute { muted: false });
+    h.drain();
+
+    h.send(conn, SignalMessage::Mute { muted: true });
+    let outs = h.drain();
+    let frames = Harness::frames_to(&outs, conn);
+    assert_eq!(frames.len(), 1);
+    let text = error_text(&frames[0].1);
+    assert!(
+        text.starts_with("too many signalling messages: Mute was not carried out"),
+        "{text}"
+    );
+    assert!(text.contains("2 per second with bursts of 3"), "{text}");
+    assert_eq!(Harness::closed(&outs, conn), None);
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Out::Event(ServerEvent::MuteChanged { .. }))));
+
+    // Half a second refills one token at two per second.
+    h.now += Duration::from_millis(500);
+    h.send(conn, SignalMessage::Mute { muted: true });
+    let outs = h.drain();
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Out::Event(ServerEvent::MuteChanged { muted: true, .. }))));
+}
+
+#[test]
+fn leave_allowed_over_signalling_limit() {
+    let mut h = Harness::with_config(ServerConfig {
+        signalling_rate: crate::rate_limit::RateLimit::new(1, 1),
+        ..ServerConfig::default()
+    });
+    let (conn, _) = h.join(1, Dialect::Native, "room", "a");
+    h.send(conn, SignalMessage::Mute { muted: true });
+    h.drain();
+    h.send(conn, SignalMessage::Leave);
+    let outs = h.drain();
+    assert_eq!(Harness::closed(&outs, conn), Some(close_code::NORMAL));
+    assert!(h.server.roster("room").is_none());
+}
+
+#[test]
+fn stalled_partial_frame_closes_connection() {
+    let mut h = Harness::with_config(ServerConfig {
+        frame_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    });
+    let (conn, _) = h.join(1, Dialect::Native, "room", "a");
+    h.send_raw(conn, &[0, 0, 0, 100, 1, 2, 3]);
+    h.advance(Duration::from_millis(1900));
+    assert_eq!(Harness::closed(&h.drain(), conn), None);
+
+    h.advance(Duration::from_millis(200));
+    let outs = h.drain();
+    let frames = Harness::frames_to(&outs, conn);
+    assert_eq!(
+        error_text(&frames[0].1),
+        "signalling frame incomplete after 2.0 s (7 bytes of it received): \
+         a frame must arrive whole within that time"
+    );
+    assert_eq!(
+        Harness::closed(&outs, conn),
+        Some(close_code::PROTOCOL_ERROR)
+    );
+    assert!(h.server.roster("room").is_none());
+}
+
+#[test]
+fn completed_frame_stops_frame_timer() {
+    let mut h = Harness::with_config(ServerConfig {
+        frame_timeout: Duration::from_secs(2),
+        ..ServerConfig::default()
+    });
+    let (conn, _) = h.join(1, Dialect::Native, "room", "a");
+    let frame = encode_frame(
+        &encode_message(&SignalMessage::Mute { muted: true }, Dialect::Native).unwrap(),
+    );
+    h.send_raw(conn, &frame[..2]);
+    h.advance(Duration::from_secs(1));
+    h.send_raw(conn, &frame[2..]);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(Harness::closed(&h.drain(), conn), None);
+    assert!(h.server.roster("room").unwrap()[0].muted);
+}
+
+#[test]
+fn datagram_flood_dropped_over_rate() {
+    let mut h = Harness::with_config(ServerConfig {
+        datagram_rate: crate::rate_limit::RateLimit::new(50, 10),
+        ..ServerConfig::default()
+    });
+    let (conn, client) = h.join(1, Dialect::Native, "room", "a");
+    for sequence in 0..25 {
+        let header = AudioHeader {
+            client_id: client,
+            sequence,
+            timestamp: sequence * 960,
+        };
+        let datagram = encode_datagram(header, &[0u8; 20]);
+        h.server.handle_input(
+            h.now,
+            ServerInput::Datagram {
+                conn,
+                bytes: &datagram,
+            },
+        );
+    }
+    let status = h.server.status();
+    assert_eq!(status[0].participants[0].rate_limited_datagrams, 15);
+}

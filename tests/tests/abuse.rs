@@ -1,0 +1,484 @@
+//! Hostile clients over real QUIC on 127.0.0.1. In each test a well-behaved
+//! pair talks in one room while a hostile client misbehaves in another;
+//! the test checks that the hostile client gets the defined response, that
+//! the server stays up, and that the pair keeps hearing each other.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{tail, tone_level};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use voicemcu_audio::ToneSource;
+use voicemcu_core::client::ClientConfig;
+use voicemcu_core::rate_limit::RateLimit;
+use voicemcu_core::server::{close_code, ServerConfig};
+use voicemcu_core::wire::{
+    decode_message, encode_datagram, encode_frame, encode_message, AudioHeader, Dialect,
+    FrameDecoder, SignalMessage,
+};
+use voicemcu_quic::endpoint::{client_config, TransportSettings};
+use voicemcu_quic::quinn::{self, Connection, ConnectionError, Endpoint, RecvStream, SendStream};
+use voicemcu_quic::{
+    connect, run_client, CertificateSource, ClientError, ClientExit, ClientOptions, ConnectOptions,
+    Fingerprint, QuicServer, ServerError, ServerOptions, ServerTuning, Trust,
+};
+use voicemcu_sim::memory::MemorySink;
+
+const ALICE_HZ: f32 = 500.0;
+const BOB_HZ: f32 = 800.0;
+
+/// Tone level above which a tone counts as heard; tones are sent at
+/// -12 dBFS, an amplitude of about 0.25.
+const HEARD: f32 = 0.05;
+
+/// The window of a listener's output that is measured.
+const MEASURE: Duration = Duration::from_millis(300);
+
+/// Upper bound for waiting on any one thing.
+const STEP: Duration = Duration::from_secs(10);
+
+struct Running {
+    addr: SocketAddr,
+    fingerprint: Fingerprint,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServerError>>,
+}
+
+impl Running {
+    async fn start(core: ServerConfig, tuning: ServerTuning) -> Running {
+        let server = QuicServer::bind_with(
+            ServerOptions {
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                certificate: CertificateSource::Generate,
+                core,
+                seed: 3,
+            },
+            tuning,
+        )
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let fingerprint = server.fingerprint();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            fingerprint,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions::new(self.addr, Trust::Pinned(self.fingerprint))
+    }
+
+    /// Stops the server, which must still be running.
+    async fn stop(mut self) {
+        assert!(!self.task.is_finished(), "the server stopped by itself");
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(STEP, self.task).await;
+        result.unwrap().unwrap().unwrap();
+    }
+}
+
+/// One well-behaved participant sending a tone.
+struct Speaker {
+    ears: MemorySink,
+    /// Kept so that the client's command channel stays open.
+    _commands: mpsc::Sender<String>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<ClientExit, ClientError>>,
+}
+
+impl Speaker {
+    fn join(server: &Running, name: &str, tone_hz: f32) -> Speaker {
+        let ears = MemorySink::new();
+        let options = ClientOptions {
+            connect: server.connect_options(),
+            core: ClientConfig::new("good", name),
+            end_when_source_ends: false,
+        };
+        let (commands, commands_rx) = mpsc::channel(1);
+        let (events, mut events_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_client(
+            options,
+            Box::new(ToneSource::new(tone_hz, -12.0).unwrap()),
+            Box::new(ears.clone()),
+            commands_rx,
+            events,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Speaker {
+            ears,
+            _commands: commands,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn hears(&self, frequency: f32) -> bool {
+        tone_level(tail(&self.ears.samples(), MEASURE), frequency) > HEARD
+    }
+
+    async fn leave(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let exit = tokio::time::timeout(STEP, self.task).await;
+        assert_eq!(exit.unwrap().unwrap().unwrap(), ClientExit::Stopped);
+    }
+}
+
+/// Alice and Bob in room "good", each sending a tone.
+struct Pair {
+    alice: Speaker,
+    bob: Speaker,
+}
+
+impl Pair {
+    async fn join(server: &Running) -> Pair {
+        let pair = Pair {
+            alice: Speaker::join(server, "alice", ALICE_HZ),
+            bob: Speaker::join(server, "bob", BOB_HZ),
+        };
+        pair.wait_until_hearing("after joining").await;
+        pair
+    }
+
+    /// Waits until each hears the other in the latest window of its output.
+    async fn wait_until_hearing(&self, when: &str) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        while !(self.alice.hears(BOB_HZ) && self.bob.hears(ALICE_HZ)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alice and bob did not hear each other {when}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Checks that both hear each other now, with no wait for recovery.
+    fn assert_hearing(&self, when: &str) {
+        assert!(self.alice.hears(BOB_HZ), "alice lost bob {when}");
+        assert!(self.bob.hears(ALICE_HZ), "bob lost alice {when}");
+    }
+
+    async fn leave(self) {
+        self.alice.leave().await;
+        self.bob.leave().await;
+    }
+}
+
+/// A client driven by hand: raw frames and datagrams on a quinn connection.
+struct Raw {
+    _endpoint: Endpoint,
+    connection: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    frames: FrameDecoder,
+}
+
+impl Raw {
+    async fn connect(server: &Running) -> Raw {
+        Raw::connect_with(server, server.connect_options(), None).await
+    }
+
+    /// Connects with `transport` in place of our client's transport.
+    async fn connect_with(
+        server: &Running,
+        options: ConnectOptions,
+        transport: Option<quinn::TransportConfig>,
+    ) -> Raw {
+        let mut endpoint = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        if let Some(transport) = transport {
+            let mut crypto = client_config(options.trust, true).unwrap();
+            crypto.config.transport_config(Arc::new(transport));
+            endpoint.set_default_client_config(crypto.config);
+            let connecting = endpoint.connect(server.addr, &options.server_name).unwrap();
+            let connection = tokio::time::timeout(STEP, connecting)
+                .await
+                .unwrap()
+                .unwrap();
+            return Raw::open(endpoint, connection).await;
+        }
+        let (connection, dialect) = connect(&endpoint, &options).await.unwrap();
+        assert_eq!(dialect, Dialect::Native);
+        Raw::open(endpoint, connection).await
+    }
+
+    async fn open(endpoint: Endpoint, connection: Connection) -> Raw {
+        let (send, recv) = connection.open_bi().await.unwrap();
+        Raw {
+            _endpoint: endpoint,
+            connection,
+            send,
+            recv,
+            frames: FrameDecoder::default(),
+        }
+    }
+
+    async fn send(&mut self, message: &SignalMessage) {
+        let frame = encode_frame(&encode_message(message, Dialect::Native).unwrap());
+        self.send.write_all(&frame).await.unwrap();
+    }
+
+    /// Reads the next message from the server, or `None` once the stream
+    /// or the connection ends.
+    async fn next_message(&mut self) -> Option<SignalMessage> {
+        loop {
+            if let Some(body) = self.frames.next_frame().unwrap() {
+                return Some(decode_message(&body, Dialect::Native).unwrap());
+            }
+            let chunk = tokio::time::timeout(STEP, self.recv.read_chunk(64 * 1024, true))
+                .await
+                .expect("the server neither sent nor closed within the step");
+            match chunk {
+                Ok(Some(chunk)) => self.frames.push(&chunk.bytes),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Joins `room` and returns the client id the server gave.
+    async fn join(&mut self, room: &str, name: &str) -> u64 {
+        self.send(&SignalMessage::Join {
+            room_code: room.to_string(),
+            display_name: name.to_string(),
+        })
+        .await;
+        loop {
+            match self.next_message().await {
+                Some(SignalMessage::Joined { client_id }) => return client_id,
+                Some(_) => continue,
+                None => panic!("connection ended before the join was accepted"),
+            }
+        }
+    }
+
+    /// Waits for the connection to close and returns the application
+    /// close code.
+    async fn closed_code(&self) -> u64 {
+        let error = tokio::time::timeout(STEP, self.connection.closed())
+            .await
+            .expect("the server did not close the connection");
+        match error {
+            ConnectionError::ApplicationClosed(close) => close.error_code.into_inner(),
+            other => panic!("expected an application close, got {other}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signalling_flood_gets_slow_down_errors() {
+    let core = ServerConfig {
+        signalling_rate: RateLimit::new(5, 10),
+        ..ServerConfig::default()
+    };
+    let server = Running::start(core, ServerTuning::default()).await;
+    let pair = Pair::join(&server).await;
+
+    let mut hostile = Raw::connect(&server).await;
+    hostile.join("flood", "mallory").await;
+    for i in 0..500 {
+        hostile
+            .send(&SignalMessage::Mute { muted: i % 2 == 0 })
+            .await;
+    }
+
+    // The join took one token and the burst allows nine more mutes; each
+    // later one gets an Error telling the client to slow down.
+    let mut muted_replies = 0;
+    let mut slow_down_errors = 0;
+    while muted_replies + slow_down_errors < 500 {
+        match hostile.next_message().await {
+            Some(SignalMessage::PeerMuted { .. }) => muted_replies += 1,
+            Some(SignalMessage::Error { message }) => {
+                assert!(message.contains("slow down"), "{message}");
+                slow_down_errors += 1;
+            }
+            Some(_) => {}
+            None => panic!("the server closed a flooding client instead of refusing its commands"),
+        }
+    }
+    assert!(muted_replies >= 9, "{muted_replies} mutes carried out");
+    assert!(muted_replies < 100, "{muted_replies} mutes carried out");
+    assert!(slow_down_errors > 400, "{slow_down_errors} errors");
+    pair.assert_hearing("during a signalling flood");
+
+    // Leave is allowed however empty the bucket is.
+    hostile.send(&SignalMessage::Leave).await;
+    assert_eq!(hostile.closed_code().await, u64::from(close_code::NORMAL));
+
+    pair.assert_hearing("after a signalling flood");
+    pair.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_flood_refused_per_address() {
+    let tuning = ServerTuning {
+        connection_rate: RateLimit::new(1, 4),
+        ..ServerTuning::default()
+    };
+    let server = Running::start(ServerConfig::default(), tuning).await;
+    // Alice and Bob take two of the four attempts 127.0.0.1 may make at once.
+    let pair = Pair::join(&server).await;
+
+    let endpoint = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let mut accepted = 0;
+    let mut refused = 0;
+    for _ in 0..30 {
+        match connect(&endpoint, &server.connect_options()).await {
+            Ok((connection, _)) => {
+                accepted += 1;
+                connection.close(0u32.into(), b"done");
+            }
+            Err(ClientError::Handshake {
+                source: ConnectionError::ConnectionClosed(close),
+                ..
+            }) if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED => {
+                refused += 1;
+            }
+            Err(other) => panic!("expected a refusal, got {other}"),
+        }
+    }
+    // About one token refills during the 30 attempts.
+    assert!((2..=6).contains(&accepted), "{accepted} attempts accepted");
+    assert_eq!(accepted + refused, 30);
+    pair.assert_hearing("during a connection flood");
+
+    // A token refills after a second at one per second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (connection, _) = connect(&endpoint, &server.connect_options()).await.unwrap();
+    connection.close(0u32.into(), b"done");
+
+    pair.assert_hearing("after a connection flood");
+    pair.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_frame_closes_with_error() {
+    let core = ServerConfig {
+        frame_timeout: Duration::from_secs(1),
+        cleanup_interval: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let server = Running::start(core, ServerTuning::default()).await;
+    let pair = Pair::join(&server).await;
+
+    let mut hostile = Raw::connect(&server).await;
+    hostile.join("stall", "mallory").await;
+    // A frame header announcing 100 bytes, followed by two of them.
+    hostile.send.write_all(&[0, 0, 0, 100, 1, 2]).await.unwrap();
+
+    let error = loop {
+        match hostile.next_message().await {
+            Some(SignalMessage::Error { message }) => break message,
+            Some(_) => continue,
+            None => panic!("connection ended without an Error"),
+        }
+    };
+    assert!(
+        error.starts_with("signalling frame incomplete after 1.0 s (6 bytes of it received)"),
+        "{error}"
+    );
+    assert_eq!(
+        hostile.closed_code().await,
+        u64::from(close_code::PROTOCOL_ERROR)
+    );
+
+    pair.assert_hearing("after a stalled frame");
+    pair.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_flood_leaves_others_unaffected() {
+    let server = Running::start(ServerConfig::default(), ServerTuning::default()).await;
+    let pair = Pair::join(&server).await;
+
+    let mut hostile = Raw::connect(&server).await;
+    let client_id = hostile.join("flood", "mallory").await;
+    let mut sent = 0u32;
+    let flood_end = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < flood_end {
+        for _ in 0..200 {
+            let header = AudioHeader {
+                client_id,
+                sequence: sent.wrapping_mul(7919),
+                timestamp: sent,
+            };
+            // Junk that is not Opus, so each one also costs a failed decode.
+            let datagram = encode_datagram(header, &[0xa5; 400]);
+            // A full send buffer drops the datagram, which is what a flood
+            // would see too.
+            let _ = hostile.connection.send_datagram(datagram.into());
+            sent += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(sent > 10_000, "only {sent} datagrams sent");
+    pair.assert_hearing("at the end of a datagram flood");
+
+    // The flooding client is still served: it may leave normally.
+    hostile.send(&SignalMessage::Leave).await;
+    assert_eq!(hostile.closed_code().await, u64::from(close_code::NORMAL));
+    pair.assert_hearing("after a datagram flood");
+    pair.leave().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_kept_alive_by_server() {
+    // A 3 s idle timeout: the server sends a keep-alive every second.
+    let tuning = ServerTuning {
+        transport: TransportSettings {
+            idle_timeout: Duration::from_secs(3),
+            keep_alive: voicemcu_quic::endpoint::auto_keep_alive(Duration::from_secs(3)),
+            ..TransportSettings::default()
+        },
+        ..ServerTuning::default()
+    };
+    let server = Running::start(ServerConfig::default(), tuning).await;
+
+    // A client that sends no keep-alives and no audio, as a muted
+    // voicemcu 0.1 client does.
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(None);
+    let mut silent = Raw::connect_with(&server, server.connect_options(), Some(transport)).await;
+    let client_id = silent.join("quiet", "mute").await;
+    silent.send(&SignalMessage::Mute { muted: true }).await;
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        silent.connection.close_reason().is_none(),
+        "silent client dropped: {:?}",
+        silent.connection.close_reason()
+    );
+    silent.send(&SignalMessage::Mute { muted: false }).await;
+    loop {
+        match silent.next_message().await {
+            Some(SignalMessage::PeerMuted {
+                client_id: id,
+                muted: false,
+                ..
+            }) if id == client_id => break,
+            Some(_) => continue,
+            None => panic!("silent client lost its connection"),
+        }
+    }
+    server.stop().await;
+}

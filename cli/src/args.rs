@@ -31,41 +31,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address and UDP port to listen on: IP:PORT, or IP for port 4433.
-    #[arg(long, default_value = "0.0.0.0:4433", value_parser = parse_bind)]
-    pub bind: std::net::SocketAddr,
-
-    /// PEM certificate to use; created together with --key-file if neither
-    /// exists. Without both, a new certificate is made at every start.
-    #[arg(long, requires = "key_file")]
-    pub cert_file: Option<PathBuf>,
-
-    /// PEM private key matching --cert-file.
-    #[arg(long, requires = "cert_file")]
-    pub key_file: Option<PathBuf>,
-
-    /// Bitrate of each listener's mix, in bits per second (6000 to 510000).
-    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(6_000..=510_000))]
-    pub bitrate: u32,
-
-    /// Participants per room at most.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub max_room_size: u32,
-
-    /// Jitter buffer depth per sender, in 20 ms frames (the playout delay
-    /// the server adds to absorb network jitter).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
-    pub jitter_depth: u32,
-
-    /// Voice activity threshold: the frame RMS, as a fraction of full scale,
-    /// below which a sender is treated as silent (0 disables the gate).
-    #[arg(long, default_value_t = 0.01, value_parser = parse_unit_interval)]
-    pub vad_threshold: f32,
-
-    /// Seconds between sweeps for connections that never sent Join; each is
-    /// closed once it has waited 10 s.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub cleanup_interval: u64,
+    #[command(flatten)]
+    pub settings: crate::server_config::SettingsArgs,
 
     /// Seed for client id allocation; random when not given.
     #[arg(long)]
@@ -75,13 +42,35 @@ pub struct ServerArgs {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// Server address: HOST:PORT, or HOST for port 4433.
+    #[arg(required_unless_present = "list_devices", default_value = "")]
     pub server: String,
 
     /// Room code to join (created if nobody is in it).
+    #[arg(required_unless_present = "list_devices", default_value = "")]
     pub room: String,
 
     /// Display name others see.
+    #[arg(required_unless_present = "list_devices", default_value = "")]
     pub name: String,
+
+    /// Print every audio device with its supported sample rates, formats
+    /// and channel counts, then exit.
+    #[arg(long)]
+    pub list_devices: bool,
+
+    /// Capture device to use instead of the default microphone (a name
+    /// from --list-devices, or a unique part of one).
+    #[arg(long, conflicts_with_all = ["input_wav", "test_tone"])]
+    pub input_device: Option<String>,
+
+    /// Playback device to use instead of the default speakers.
+    #[arg(long, conflicts_with = "output_wav")]
+    pub output_device: Option<String>,
+
+    /// File for diagnostic logs while the terminal UI runs (default:
+    /// voicemcu-client.log in the system's temporary folder).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
 
     /// SHA-256 fingerprint of the server's certificate, as the server
     /// printed it at start (64 hex digits).
@@ -92,16 +81,29 @@ pub struct ClientArgs {
     #[arg(long)]
     pub danger_skip_verify: bool,
 
-    /// WAV file to send instead of a microphone: 8/16/24/32-bit integer or
+    /// Trust a server seen for the first time without asking, and remember
+    /// its fingerprint. Needed on first contact when stdin is not a
+    /// terminal.
+    #[arg(long, conflicts_with_all = ["cert_hash", "danger_skip_verify"])]
+    pub trust_new: bool,
+
+    /// File of remembered server fingerprints [default:
+    /// $VOICEMCU_KNOWN_SERVERS, else $XDG_CONFIG_HOME/voicemcu/known_servers,
+    /// else ~/.config/voicemcu/known_servers].
+    #[arg(long, value_name = "FILE")]
+    pub known_servers: Option<PathBuf>,
+
+    /// WAV file to send instead of the microphone: 8/16/24/32-bit integer or
     /// 32-bit float PCM, any sample rate and channel count.
     #[arg(long, conflicts_with = "test_tone")]
     pub input_wav: Option<PathBuf>,
 
-    /// Send a 440 Hz test tone.
+    /// Send a 440 Hz test tone instead of the microphone.
     #[arg(long)]
     pub test_tone: bool,
 
-    /// Write what you hear to this WAV file (48 kHz mono 16-bit).
+    /// Write what you hear to this WAV file (48 kHz mono 16-bit) instead of
+    /// playing it on the speakers.
     #[arg(long)]
     pub output_wav: Option<PathBuf>,
 
@@ -138,7 +140,7 @@ pub struct DemoArgs {
 /// The port voicemcu servers listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 4433;
 
-fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
+pub(crate) fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = value.parse() {
         return Ok(addr);
     }
@@ -151,7 +153,7 @@ fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
     }
 }
 
-fn parse_unit_interval(value: &str) -> Result<f32, String> {
+pub(crate) fn parse_unit_interval(value: &str) -> Result<f32, String> {
     let number: f32 = value
         .parse()
         .map_err(|_| format!("{value:?} is not a number"))?;

@@ -1,39 +1,77 @@
-//! `voicemcu client`: joins a room with a WAV file or a test tone as the
-//! microphone and a WAV file as the speakers, prints one line per event on
-//! stdout and takes slash commands from stdin.
+//! `voicemcu client`: joins a room with the microphone (or a WAV file or a
+//! test tone) as the source and the speakers (or a WAV file) as the sink.
+//!
+//! When stdin and stdout are terminals the session runs in the terminal UI
+//! ([`crate::tui`]) and stderr goes to a log file for its duration, so
+//! neither logs nor the audio library's messages draw over the screen.
+//! Otherwise it runs headless: one line per event on stdout and slash
+//! commands from stdin, one per line, for scripts and tests.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use voicemcu_audio::device::{self, CaptureFallback, DeviceManager, DeviceNotice, DeviceOptions};
 use voicemcu_audio::{ToneSource, WavSink, WavSource};
-use voicemcu_core::audio::{FrameSink, FrameSource};
+use voicemcu_core::audio::{FrameSink, FrameSource, PcmFrame, FRAME_SAMPLES};
 use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::codec::OpusSettings;
 use voicemcu_core::jitter::JitterConfig;
-use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice, Fingerprint, Trust};
-use voicemcu_sim::memory::{DiscardSink, SilenceSource};
+use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice};
 
 use crate::args::{ClientArgs, DEFAULT_PORT};
 use crate::shutdown;
+use crate::tui::{self, model::ViewModel, UiChannels};
 
 /// Frequency and level of `--test-tone`.
 const TEST_TONE_HZ: f32 = 440.0;
 const TEST_TONE_DBFS: f32 = -12.0;
 
+/// How long to wait before trying a missing or failed audio device again.
+const DEVICE_RETRY: Duration = Duration::from_secs(2);
+
+/// Event lines printed after the terminal UI closes, so the reason the
+/// session ended stays on screen.
+const LAST_EVENTS_PRINTED: usize = 5;
+
 pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
+    if args.list_devices {
+        return list_devices();
+    }
     check_distinct_files(&args)?;
     let server = resolve(&args.server).await?;
-    let trust = trust(&args)?;
-    let source = source(&args)?;
-    let sink: Box<dyn FrameSink> = match &args.output_wav {
-        Some(path) => Box::new(WavSink::create(path)?),
-        None => Box::new(DiscardSink),
+    let trust = crate::trust::resolve(&args, server).await?;
+
+    // The terminal UI needs stderr off the screen before the audio thread
+    // starts: that thread points stderr elsewhere while it opens devices and
+    // then restores what it saved, which must already be the log file.
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let log_path = args.log_file.clone().unwrap_or_else(default_log_path);
+    let redirect = if interactive {
+        Some(StderrToFile::open(&log_path)?)
+    } else {
+        None
     };
+
+    let (notices_tx, notices_rx) = std::sync::mpsc::channel();
+    let audio = open_audio(&args, notices_tx)?;
+    let meters = Meters::default();
+    let source: Box<dyn FrameSource> = Box::new(MeteredSource {
+        inner: audio.source,
+        level: meters.send.clone(),
+    });
+    let sink: Box<dyn FrameSink> = Box::new(MeteredSink {
+        inner: audio.sink,
+        level: meters.hear.clone(),
+    });
+    let notices = forward_notices(notices_rx);
 
     let mut connect = ConnectOptions::new(server, trust);
     if args.legacy {
@@ -57,48 +95,85 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     };
 
     let (commands_tx, commands) = mpsc::channel(16);
-    tokio::spawn(read_commands(commands_tx));
-
     let joined = Arc::new(AtomicBool::new(false));
     let (events, mut events_rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn({
-        let joined = joined.clone();
-        async move {
-            while let Some(event) = events_rx.recv().await {
-                if matches!(event, ClientEvent::Joined { .. }) {
-                    joined.store(true, Ordering::Relaxed);
-                }
-                println!("{event}");
-            }
-        }
-    });
+    let leave = Arc::new(Notify::new());
 
     // Which of the stop conditions fired, for the closing line.
     let stopped_by: Arc<Mutex<Option<String>>> = Arc::default();
-    let seconds = args.seconds;
-    let stop = {
-        let stopped_by = stopped_by.clone();
-        async move {
-            let reason = match seconds {
-                Some(limit) => {
+    let stop = stop_future(args.seconds, leave.clone(), stopped_by.clone());
+
+    let (result, last_events) = if interactive {
+        let (ui_events_tx, ui_events) = mpsc::unbounded_channel();
+        let forward = tokio::spawn({
+            let joined = joined.clone();
+            async move {
+                while let Some(event) = events_rx.recv().await {
+                    if matches!(event, ClientEvent::Joined { .. }) {
+                        joined.store(true, Ordering::Relaxed);
+                    }
+                    let _ = ui_events_tx.send(event);
+                }
+            }
+        });
+        let mut model = ViewModel::new(&args.name, &args.room, tui::model::DEFAULT_EVENT_CAP);
+        model.push_event(
+            tui::model::EventKind::Info,
+            format!("connecting to {server}; logs go to {}", log_path.display()),
+        );
+        let channels = UiChannels {
+            events: ui_events,
+            notices,
+            commands: commands_tx,
+            leave,
+            levels: meters.reader(),
+        };
+        let ui = tokio::spawn(tui::run(model, channels));
+        let result = voicemcu_quic::run_client(options, source, sink, commands, events, stop).await;
+        let _ = forward.await;
+        let model = ui.await?;
+        drop(redirect);
+        let model = model?;
+        let skip = model.events.len().saturating_sub(LAST_EVENTS_PRINTED);
+        let last: Vec<String> = model
+            .events
+            .iter()
+            .skip(skip)
+            .map(|e| e.text.clone())
+            .collect();
+        (result, last)
+    } else {
+        tokio::spawn(read_commands(commands_tx));
+        let printer = tokio::spawn({
+            let joined = joined.clone();
+            let mut notices = notices;
+            async move {
+                loop {
                     tokio::select! {
-                        _ = shutdown::signal() => "interrupted".to_string(),
-                        _ = tokio::time::sleep(limit) => format!("--seconds {} elapsed", limit.as_secs_f64()),
+                        event = events_rx.recv() => match event {
+                            Some(event) => {
+                                if matches!(event, ClientEvent::Joined { .. }) {
+                                    joined.store(true, Ordering::Relaxed);
+                                }
+                                println!("{event}");
+                            }
+                            None => return,
+                        },
+                        Some(notice) = notices.recv() => println!("audio: {}", notice.message),
                     }
                 }
-                None => {
-                    shutdown::signal().await;
-                    "interrupted".to_string()
-                }
-            };
-            *stopped_by.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
-        }
+            }
+        });
+        let result = voicemcu_quic::run_client(options, source, sink, commands, events, stop).await;
+        // The sender side closed with run_client, so the printer ends after
+        // printing every queued event.
+        let _ = printer.await;
+        (result, Vec::new())
     };
-
-    let result = voicemcu_quic::run_client(options, source, sink, commands, events, stop).await;
-    // The sender side closed with run_client, so the printer ends after
-    // printing every queued event.
-    let _ = printer.await;
+    drop(audio.manager);
+    for line in last_events {
+        println!("{line}");
+    }
 
     let exit = result?;
     let stopped_by = stopped_by
@@ -124,6 +199,197 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
         | ClientExit::ConnectionLost { .. } => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Completes on Ctrl+C or SIGTERM, when `--seconds` elapse, or when the
+/// UI asks to leave, and records which.
+async fn stop_future(
+    seconds: Option<Duration>,
+    leave: Arc<Notify>,
+    stopped_by: Arc<Mutex<Option<String>>>,
+) {
+    {
+        let limit = async {
+            match seconds {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            _ = shutdown::signal() => "interrupted".to_string(),
+            _ = leave.notified() => "left with Esc or Ctrl+C".to_string(),
+            _ = limit => format!("--seconds {} elapsed", seconds.unwrap_or_default().as_secs_f64()),
+        };
+        *stopped_by.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    }
+}
+
+fn list_devices() -> anyhow::Result<ExitCode> {
+    let (listings, library_output) = device::list_devices()
+        .map_err(|error| anyhow::anyhow!("could not list audio devices: {error}"))?;
+    print!("{}", device::format_listings(&listings));
+    if let Some(summary) = library_output {
+        println!("note: {summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The session's source and sink, and the device manager when a device is
+/// used. The manager must outlive the session.
+struct Audio {
+    source: Box<dyn FrameSource>,
+    sink: Box<dyn FrameSink>,
+    manager: Option<DeviceManager>,
+}
+
+/// Chooses the source and sink: WAV files and the test tone when given,
+/// the microphone and speakers otherwise.
+fn open_audio(
+    args: &ClientArgs,
+    notices: std::sync::mpsc::Sender<DeviceNotice>,
+) -> anyhow::Result<Audio> {
+    let file_source = source(args)?;
+    let file_sink: Option<Box<dyn FrameSink>> = match &args.output_wav {
+        Some(path) => Some(Box::new(WavSink::create(path)?)),
+        None => None,
+    };
+    let options = DeviceOptions {
+        capture: file_source.is_none(),
+        playback: file_sink.is_none(),
+        input_device: args.input_device.clone(),
+        output_device: args.output_device.clone(),
+        capture_fallback: CaptureFallback::Silence,
+        retry_interval: DEVICE_RETRY,
+    };
+    if !options.capture && !options.playback {
+        return Ok(Audio {
+            source: file_source.context("a file source exists when capture is off")?,
+            sink: file_sink.context("a file sink exists when playback is off")?,
+            manager: None,
+        });
+    }
+    let (device_source, device_sink, manager) =
+        device::start(options, notices).context("could not start the audio device thread")?;
+    Ok(Audio {
+        source: file_source.unwrap_or_else(|| Box::new(device_source)),
+        sink: file_sink.unwrap_or_else(|| Box::new(device_sink)),
+        manager: Some(manager),
+    })
+}
+
+/// Moves device notices from the manager thread's channel to a tokio one.
+fn forward_notices(
+    notices: std::sync::mpsc::Receiver<DeviceNotice>,
+) -> mpsc::UnboundedReceiver<DeviceNotice> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        while let Ok(notice) = notices.recv() {
+            if tx.send(notice).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Levels of what is sent and heard, stored as `f32` bits for the meters.
+#[derive(Clone, Default)]
+struct Meters {
+    send: Arc<AtomicU32>,
+    hear: Arc<AtomicU32>,
+}
+
+impl Meters {
+    fn reader(&self) -> tui::LevelReader {
+        let meters = self.clone();
+        Box::new(move || {
+            (
+                f32::from_bits(meters.send.load(Ordering::Relaxed)),
+                f32::from_bits(meters.hear.load(Ordering::Relaxed)),
+            )
+        })
+    }
+}
+
+fn frame_rms(frame: &PcmFrame) -> f32 {
+    let sum: f32 = frame.iter().map(|s| s * s).sum();
+    (sum / FRAME_SAMPLES as f32).sqrt()
+}
+
+/// A source that records each frame's level.
+struct MeteredSource {
+    inner: Box<dyn FrameSource>,
+    level: Arc<AtomicU32>,
+}
+
+impl FrameSource for MeteredSource {
+    fn next_frame(&mut self, frame: &mut PcmFrame) -> bool {
+        let more = self.inner.next_frame(frame);
+        let level = if more { frame_rms(frame) } else { 0.0 };
+        self.level.store(level.to_bits(), Ordering::Relaxed);
+        more
+    }
+}
+
+/// A sink that records each frame's level.
+struct MeteredSink {
+    inner: Box<dyn FrameSink>,
+    level: Arc<AtomicU32>,
+}
+
+impl FrameSink for MeteredSink {
+    fn write_frame(&mut self, frame: &PcmFrame) -> std::io::Result<()> {
+        self.level
+            .store(frame_rms(frame).to_bits(), Ordering::Relaxed);
+        self.inner.write_frame(frame)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.inner.finish()
+    }
+}
+
+fn default_log_path() -> PathBuf {
+    std::env::temp_dir().join("voicemcu-client.log")
+}
+
+/// Points stderr (descriptor 2) at a log file until dropped, so logs and
+/// library messages stay off the terminal UI.
+struct StderrToFile {
+    saved: libc::c_int,
+}
+
+impl StderrToFile {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("could not open the log file {}", path.display()))?;
+        // SAFETY: `dup` and `dup2` only duplicate descriptors; descriptor 2
+        // exists for the whole process and `saved` is closed once, in drop.
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            bail!("could not save stderr: {}", std::io::Error::last_os_error());
+        }
+        if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+            let error = std::io::Error::last_os_error();
+            unsafe { libc::close(saved) };
+            bail!("could not send stderr to {}: {error}", path.display());
+        }
+        Ok(StderrToFile { saved })
+    }
+}
+
+impl Drop for StderrToFile {
+    fn drop(&mut self) {
+        // SAFETY: restores the descriptor saved in `open`.
+        unsafe {
+            libc::dup2(self.saved, 2);
+            libc::close(self.saved);
+        }
+    }
 }
 
 /// Reads slash commands from stdin, one per line. The end of stdin ends only
@@ -169,30 +435,19 @@ fn check_distinct_files(args: &ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn trust(args: &ClientArgs) -> anyhow::Result<Trust> {
-    if let Some(hash) = &args.cert_hash {
-        let fingerprint = Fingerprint::parse(hash)?;
-        return Ok(Trust::Pinned(fingerprint));
-    }
-    if args.danger_skip_verify {
-        eprintln!(
-            "voicemcu: warning: --danger-skip-verify accepts any certificate; anyone on the network path can impersonate the server and listen in"
-        );
-        return Ok(Trust::SkipVerify);
-    }
-    bail!(
-        "cannot verify the server: pass --cert-hash with the fingerprint the server printed at start, or --danger-skip-verify on a network you control"
-    )
-}
-
-fn source(args: &ClientArgs) -> anyhow::Result<Box<dyn FrameSource>> {
+/// Returns the WAV or tone source the arguments ask for, or `None` for the
+/// microphone.
+fn source(args: &ClientArgs) -> anyhow::Result<Option<Box<dyn FrameSource>>> {
     if let Some(path) = &args.input_wav {
-        return Ok(Box::new(WavSource::open(path)?));
+        return Ok(Some(Box::new(WavSource::open(path)?)));
     }
     if args.test_tone {
-        return Ok(Box::new(ToneSource::new(TEST_TONE_HZ, TEST_TONE_DBFS)?));
+        return Ok(Some(Box::new(ToneSource::new(
+            TEST_TONE_HZ,
+            TEST_TONE_DBFS,
+        )?)));
     }
-    Ok(Box::new(SilenceSource))
+    Ok(None)
 }
 
 /// Turns `HOST:PORT`, `HOST`, `IP` or `[IPv6]:PORT` into one address.

@@ -6,8 +6,11 @@ mod client;
 mod demo;
 mod replay;
 mod server;
+mod server_config;
 mod shutdown;
 mod sim;
+mod trust;
+mod tui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

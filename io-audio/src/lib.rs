@@ -14,9 +14,12 @@
 //!   [`FrameSink`](voicemcu_core::audio::FrameSink);
 //! - [`analysis`] measures levels, speech activity, delays, and whether a
 //!   speaker can be heard in a recording;
-//! - [`fixtures`] describes the speech fixtures' timeline.
+//! - [`fixtures`] describes the speech fixtures' timeline;
+//! - [`device`] opens the microphone and speakers through cpal, with
+//!   fallbacks when a device is missing or fails.
 
 pub mod analysis;
+pub mod device;
 pub mod fixtures;
 pub mod resample;
 mod riff;

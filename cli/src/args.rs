@@ -42,21 +42,32 @@ pub struct ServerArgs {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// Server address: HOST:PORT, or HOST for port 4433.
-    #[arg(required_unless_present = "list_devices", default_value = "")]
+    #[arg(required_unless_present_any = ["list_devices", "dump_config"], default_value = "")]
     pub server: String,
 
     /// Room code to join (created if nobody is in it).
-    #[arg(required_unless_present = "list_devices", default_value = "")]
+    #[arg(required_unless_present_any = ["list_devices", "dump_config"], default_value = "")]
     pub room: String,
 
     /// Display name others see.
-    #[arg(required_unless_present = "list_devices", default_value = "")]
+    #[arg(required_unless_present_any = ["list_devices", "dump_config"], default_value = "")]
     pub name: String,
 
     /// Print every audio device with its supported sample rates, formats
     /// and channel counts, then exit.
     #[arg(long)]
     pub list_devices: bool,
+
+    /// TOML file with client options (log file, bitrate, jitter depth,
+    /// devices, event cap); flags given on the command line override its
+    /// values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print every option --config accepts with its default, its allowed
+    /// range and what it sets, as a TOML file, then exit.
+    #[arg(long)]
+    pub dump_config: bool,
 
     /// Capture device to use instead of the default microphone (a name
     /// from --list-devices, or a unique part of one).
@@ -67,8 +78,8 @@ pub struct ClientArgs {
     #[arg(long, conflicts_with = "output_wav")]
     pub output_device: Option<String>,
 
-    /// File for diagnostic logs while the terminal UI runs (default:
-    /// voicemcu-client.log in the system's temporary folder).
+    /// File for diagnostic logs while the terminal UI runs [default:
+    /// voicemcu-client.log in the system's temporary folder].
     #[arg(long)]
     pub log_file: Option<PathBuf>,
 
@@ -117,13 +128,35 @@ pub struct ClientArgs {
     #[arg(long)]
     pub legacy: bool,
 
-    /// Encoder bitrate of what you send, in bits per second.
-    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(6_000..=510_000))]
-    pub bitrate: u32,
+    /// Encoder bitrate of what you send, in bits per second (6000 to
+    /// 510000) [default: 32000].
+    #[arg(long)]
+    pub bitrate: Option<u32>,
 
-    /// Jitter buffer depth for what you hear, in 20 ms frames.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
-    pub jitter_depth: u32,
+    /// Jitter buffer depth for what you hear, in 20 ms frames (1 to 50)
+    /// [default: 3].
+    #[arg(long)]
+    pub jitter_depth: Option<u32>,
+
+    /// Event lines the terminal UI keeps (1 to 100000) [default: 500].
+    #[arg(long)]
+    pub event_cap: Option<u32>,
+
+    /// Room password (native dialect only). The first joiner's password
+    /// becomes the room's; later joiners must give the same one. Prefer the
+    /// environment variable or --password-file: other local users can read
+    /// a process's command line.
+    #[arg(
+        long,
+        env = "VOICEMCU_ROOM_PASSWORD",
+        hide_env_values = true,
+        conflicts_with = "password_file"
+    )]
+    pub password: Option<String>,
+
+    /// File whose first line is the room password.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

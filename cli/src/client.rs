@@ -24,9 +24,11 @@ use voicemcu_core::audio::{FrameSink, FrameSource, PcmFrame, FRAME_SAMPLES};
 use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::codec::OpusSettings;
 use voicemcu_core::jitter::JitterConfig;
+use voicemcu_core::server::MAX_PASSWORD_LEN;
 use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice};
 
 use crate::args::{ClientArgs, DEFAULT_PORT};
+use crate::client_config::{self, ClientSettings};
 use crate::shutdown;
 use crate::tui::{self, model::ViewModel, UiChannels};
 
@@ -45,6 +47,12 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     if args.list_devices {
         return list_devices();
     }
+    if args.dump_config {
+        print!("{}", client_config::dump_default_config());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = ClientSettings::from_args(&args)?;
+    let password = room_password(&args)?;
     check_distinct_files(&args)?;
     let server = resolve(&args.server).await?;
     let trust = crate::trust::resolve(&args, server).await?;
@@ -53,7 +61,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     // starts: that thread points stderr elsewhere while it opens devices and
     // then restores what it saved, which must already be the log file.
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let log_path = args.log_file.clone().unwrap_or_else(default_log_path);
+    let log_path = settings.log_file.clone().unwrap_or_else(default_log_path);
     let redirect = if interactive {
         Some(StderrToFile::open(&log_path)?)
     } else {
@@ -61,7 +69,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
     };
 
     let (notices_tx, notices_rx) = std::sync::mpsc::channel();
-    let audio = open_audio(&args, notices_tx)?;
+    let audio = open_audio(&args, &settings, notices_tx)?;
     let meters = Meters::default();
     let source: Box<dyn FrameSource> = Box::new(MeteredSource {
         inner: audio.source,
@@ -83,13 +91,14 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             room_code: args.room.clone(),
             display_name: args.name.clone(),
             jitter: JitterConfig {
-                depth: args.jitter_depth,
+                depth: settings.jitter_depth,
                 ..JitterConfig::default()
             },
             opus: OpusSettings {
-                bitrate: args.bitrate,
+                bitrate: settings.bitrate,
                 ..OpusSettings::default()
             },
+            password,
         },
         end_when_source_ends: args.input_wav.is_some() && args.seconds.is_none(),
     };
@@ -116,7 +125,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         });
-        let mut model = ViewModel::new(&args.name, &args.room, tui::model::DEFAULT_EVENT_CAP);
+        let mut model = ViewModel::new(&args.name, &args.room, settings.event_cap);
         model.push_event(
             tui::model::EventKind::Info,
             format!("connecting to {server}; logs go to {}", log_path.display()),
@@ -246,6 +255,7 @@ struct Audio {
 /// the microphone and speakers otherwise.
 fn open_audio(
     args: &ClientArgs,
+    settings: &ClientSettings,
     notices: std::sync::mpsc::Sender<DeviceNotice>,
 ) -> anyhow::Result<Audio> {
     let file_source = source(args)?;
@@ -256,8 +266,8 @@ fn open_audio(
     let options = DeviceOptions {
         capture: file_source.is_none(),
         playback: file_sink.is_none(),
-        input_device: args.input_device.clone(),
-        output_device: args.output_device.clone(),
+        input_device: settings.input_device.clone(),
+        output_device: settings.output_device.clone(),
         capture_fallback: CaptureFallback::Silence,
         retry_interval: DEVICE_RETRY,
     };
@@ -414,6 +424,39 @@ async fn read_commands(commands: mpsc::Sender<String>) {
             }
         }
     }
+}
+
+/// Returns the room password from --password (or its environment
+/// variable) or the first line of --password-file, checked against what the
+/// server accepts so a bad one fails before connecting.
+fn room_password(args: &ClientArgs) -> anyhow::Result<Option<String>> {
+    let password = match (&args.password, &args.password_file) {
+        (Some(password), _) => password.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "could not read the room password from --password-file {}",
+                    path.display()
+                )
+            })?;
+            text.lines().next().unwrap_or_default().to_string()
+        }
+        (None, None) => return Ok(None),
+    };
+
+    if password.is_empty() {
+        bail!("the room password is empty: give a non-empty password, or none to join a room without one");
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        bail!(
+            "the room password is {} bytes long, over the server's limit of {MAX_PASSWORD_LEN} bytes; choose a shorter one",
+            password.len()
+        );
+    }
+    if args.legacy {
+        bail!("--legacy speaks the voicemcu 0.1 dialect, which has no room passwords; drop --legacy or the password");
+    }
+    Ok(Some(password))
 }
 
 /// Rejects an output WAV that is the input WAV, which would overwrite the

@@ -3,6 +3,7 @@
 
 mod args;
 mod client;
+mod client_config;
 mod demo;
 mod replay;
 mod server;

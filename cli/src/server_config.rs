@@ -108,6 +108,11 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub frame_timeout: Option<u64>,
 
+    /// Seconds a kicked client's address may not rejoin that room (0 to
+    /// 604800; 0 disables the ban) [default: 600].
+    #[arg(long)]
+    pub kick_ban: Option<u64>,
+
     /// Seconds a connection may stay silent before it is dropped (3 to
     /// 600) [default: 30].
     #[arg(long)]
@@ -155,6 +160,7 @@ impl SettingsArgs {
             ("connection_rate", self.connection_rate.map(u64::from)),
             ("connection_burst", self.connection_burst.map(u64::from)),
             ("frame_timeout", self.frame_timeout),
+            ("kick_ban", self.kick_ban),
             ("idle_timeout", self.idle_timeout),
             ("keep_alive", self.keep_alive),
             ("datagram_receive_buffer", self.datagram_receive_buffer),
@@ -257,6 +263,8 @@ mod tests {
             "14",
             "--frame-timeout",
             "15",
+            "--kick-ban",
+            "17",
             "--idle-timeout",
             "60",
             "--keep-alive",
@@ -282,6 +290,7 @@ mod tests {
             connection_rate: 13,
             connection_burst: 14,
             frame_timeout: 15,
+            kick_ban: 17,
             idle_timeout: 60,
             keep_alive: 16,
             datagram_receive_buffer: 20_000,

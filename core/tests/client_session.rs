@@ -276,7 +276,7 @@ fn malformed_bidi_frame_skipped() {
         lines(&out),
         [
             "protocol error: malformed message on the bidirectional stream ignored: \
-             unknown message variant 99 (this dialect knows 0 to 15)",
+             unknown message variant 99 (this dialect knows 0 to 16)",
             "protocol error: the server sent Leave, which only clients send; ignored",
             "bob (id 2) joined",
         ]
@@ -543,4 +543,49 @@ fn joined_line_shows_cleaned_name() {
         })
         .collect();
     assert_eq!(lines, [r#"joined room "room" as "eve" (id 4)"#]);
+}
+
+/// A client with the room password `pw` that has just connected to a
+/// server of `dialect`.
+fn connected_with_password(dialect: Dialect) -> Client {
+    let mut config = ClientConfig::new("ab", "c");
+    config.password = Some("pw".to_string());
+    let mut client = Client::new(config, Instant::ZERO).unwrap();
+    client.handle_input(Instant::ZERO, ClientInput::Connected { dialect });
+    client
+}
+
+#[test]
+fn password_sent_with_native_join() {
+    let mut client = connected_with_password(Dialect::Native);
+
+    // JoinWithPassword is native variant 16.
+    assert_eq!(
+        client.poll_output(),
+        Some(ClientOutput::SendFrame(vec![
+            0, 0, 0, 9, 16, 2, b'a', b'b', 1, b'c', 2, b'p', b'w'
+        ]))
+    );
+    assert_eq!(client.state(), ClientState::Joining);
+}
+
+#[test]
+fn password_never_sent_to_legacy_server() {
+    let mut client = connected_with_password(Dialect::Legacy);
+
+    let mut outputs = Vec::new();
+    while let Some(output) = client.poll_output() {
+        outputs.push(output);
+    }
+    assert!(
+        !outputs
+            .iter()
+            .any(|output| matches!(output, ClientOutput::SendFrame(_))),
+        "a Join without the password would put the user in an open room: {outputs:?}"
+    );
+    assert!(outputs.iter().any(|output| matches!(
+        output,
+        ClientOutput::Event(ClientEvent::JoinRejected { message }) if message.contains("legacy dialect")
+    )));
+    assert_eq!(client.state(), ClientState::Closed);
 }

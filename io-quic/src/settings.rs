@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub connection_burst: u32,
     /// Seconds.
     pub frame_timeout: u64,
+    /// Seconds; 0 disables the ban.
+    pub kick_ban: u64,
     /// Seconds.
     pub idle_timeout: u64,
     /// Seconds; 0 chooses a third of the idle timeout.
@@ -79,6 +81,7 @@ impl Default for ServerSettings {
             connection_rate: DEFAULT_CONNECTION_RATE.per_second,
             connection_burst: DEFAULT_CONNECTION_RATE.burst,
             frame_timeout: core.frame_timeout.as_secs(),
+            kick_ban: core.kick_ban.as_secs(),
             idle_timeout: transport.idle_timeout.as_secs(),
             keep_alive: 0,
             datagram_receive_buffer: DATAGRAM_RECEIVE_BUFFER as u64,
@@ -187,6 +190,14 @@ const OPTIONS: &[OptionDoc] = &[
         help: "Seconds a signalling frame may take to arrive whole; a connection \
                whose frame is still partial then is closed with an Error.",
         range: Some(1..=600),
+    },
+    OptionDoc {
+        key: "kick_ban",
+        help: "Seconds a client the host kicked may not rejoin that room from the same \
+               IP address (one /64 for IPv6); 0 disables the ban. Everyone behind one \
+               NAT shares an address, so a ban also keeps out the kicked client's \
+               housemates.",
+        range: Some(0..=604_800),
     },
     OptionDoc {
         key: "idle_timeout",
@@ -391,6 +402,7 @@ impl ServerSettings {
             "connection_rate" => self.connection_rate.into(),
             "connection_burst" => self.connection_burst.into(),
             "frame_timeout" => self.frame_timeout,
+            "kick_ban" => self.kick_ban,
             "idle_timeout" => self.idle_timeout,
             "datagram_receive_buffer" => self.datagram_receive_buffer,
             other => unreachable!("option {other} has a range in OPTIONS but no value here"),
@@ -419,6 +431,7 @@ impl ServerSettings {
             },
             signalling_rate: RateLimit::new(self.signalling_rate, self.signalling_burst),
             frame_timeout: Duration::from_secs(self.frame_timeout),
+            kick_ban: Duration::from_secs(self.kick_ban),
             ..defaults
         }
     }

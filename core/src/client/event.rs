@@ -68,7 +68,9 @@ pub enum ClientEvent {
     ServerError {
         message: String,
     },
-    /// The server rejected the join. The session is over.
+    /// The server rejected the join, or the client did not send it because
+    /// a room password was set and the server speaks the legacy dialect.
+    /// The session is over.
     JoinRejected {
         message: String,
     },

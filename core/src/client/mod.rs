@@ -53,16 +53,22 @@ pub struct ClientConfig {
     pub display_name: String,
     pub jitter: JitterConfig,
     pub opus: OpusSettings,
+    /// Room password, sent with `JoinWithPassword` in the native dialect.
+    /// The first joiner's password becomes the room's. A legacy server
+    /// cannot take one, so the client closes instead of joining without it.
+    pub password: Option<String>,
 }
 
 impl ClientConfig {
-    /// A configuration with default jitter buffer and Opus settings.
+    /// A configuration with default jitter buffer and Opus settings and no
+    /// room password.
     pub fn new(room_code: impl Into<String>, display_name: impl Into<String>) -> Self {
         ClientConfig {
             room_code: room_code.into(),
             display_name: display_name.into(),
             jitter: JitterConfig::default(),
             opus: OpusSettings::default(),
+            password: None,
         }
     }
 }
@@ -299,9 +305,28 @@ impl Client {
         self.state = ClientState::Joining;
         self.join_deadline = Some(now + JOIN_TIMEOUT);
 
-        let join = SignalMessage::Join {
-            room_code: self.config.room_code.clone(),
-            display_name: self.config.display_name.clone(),
+        let room_code = self.config.room_code.clone();
+        let display_name = self.config.display_name.clone();
+        let join = match (self.config.password.clone(), dialect) {
+            (None, _) => SignalMessage::Join {
+                room_code,
+                display_name,
+            },
+            (Some(password), Dialect::Native) => SignalMessage::JoinWithPassword {
+                room_code,
+                display_name,
+                password,
+            },
+            (Some(_), Dialect::Legacy) => {
+                let reason = "a room password was given, but the server speaks only the legacy \
+                              dialect (voicemcu 0.1), which has no room passwords; \
+                              join without a password or use a voicemcu server";
+                self.emit(ClientEvent::JoinRejected {
+                    message: reason.to_string(),
+                });
+                self.close(reason.to_string());
+                return;
+            }
         };
         if !self.send_message(&join) {
             self.close("could not send the join request".to_string());

@@ -113,7 +113,8 @@ impl Client {
             | SignalMessage::Kick { .. }
             | SignalMessage::ServerMute { .. }
             | SignalMessage::BlockPeer { .. }
-            | SignalMessage::UnblockPeer { .. } => {
+            | SignalMessage::UnblockPeer { .. }
+            | SignalMessage::JoinWithPassword { .. } => {
                 self.protocol_error(format!(
                     "the server sent {}, which only clients send; ignored",
                     message.name()

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// from its first byte. A connection whose frame is still partial after
     /// this is closed with an `Error`.
     pub frame_timeout: Duration,
+    /// How long a client the host kicked may not rejoin that room from the
+    /// same IPv4 address or IPv6 /64 prefix. Zero disables the ban.
+    pub kick_ban: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +49,7 @@ impl Default for ServerConfig {
             signalling_rate: RateLimit::new(20, 40),
             datagram_rate: RateLimit::new(100, 50),
             frame_timeout: Duration::from_secs(10),
+            kick_ban: Duration::from_secs(600),
         }
     }
 }

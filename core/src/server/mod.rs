@@ -10,6 +10,7 @@
 //! in the native dialect, and each on a new unidirectional stream in the
 //! legacy dialect, as voicemcu 0.1 does.
 
+mod access;
 mod config;
 mod event;
 mod mix_log;
@@ -34,6 +35,8 @@ use crate::wire::{
     ClientInfo, Dialect, FrameDecoder, SignalMessage,
 };
 
+pub use access::MAX_PASSWORD_LEN;
+use access::{password_matches, BanList};
 pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
 pub use mix_log::MixRecord;
@@ -204,6 +207,9 @@ pub struct Server {
     mixed: Vec<MixedFrame>,
     /// What each mix contained, while the opt-in mix log is enabled.
     mix_log: Option<Vec<MixRecord>>,
+    /// Addresses the hosts kicked, kept out of their rooms for
+    /// [`ServerConfig::kick_ban`].
+    bans: BanList,
 }
 
 impl Server {
@@ -223,6 +229,7 @@ impl Server {
             shutting_down: false,
             mixed: Vec::new(),
             mix_log: None,
+            bans: BanList::default(),
         }
     }
 
@@ -490,7 +497,12 @@ impl Server {
                     SignalMessage::Join {
                         room_code,
                         display_name,
-                    } => self.on_join(now, conn, &room_code, &display_name),
+                    } => self.on_join(now, conn, &room_code, &display_name, None),
+                    SignalMessage::JoinWithPassword {
+                        room_code,
+                        display_name,
+                        password,
+                    } => self.on_join(now, conn, &room_code, &display_name, Some(&password)),
                     SignalMessage::Leave => {
                         self.close(conn, close_code::NORMAL, "left before joining");
                     }
@@ -508,7 +520,7 @@ impl Server {
         };
 
         match message {
-            SignalMessage::Join { .. } => {
+            SignalMessage::Join { .. } | SignalMessage::JoinWithPassword { .. } => {
                 let reason = "already in a room: a connection joins one room; \
                               open a new connection to join another";
                 self.reject_command(conn, client, reason.to_string());
@@ -518,7 +530,7 @@ impl Server {
                 self.close(conn, close_code::NORMAL, "left");
             }
             SignalMessage::Mute { muted } => self.on_mute(conn, client, muted),
-            SignalMessage::Kick { target } => self.on_kick(conn, client, target),
+            SignalMessage::Kick { target } => self.on_kick(now, conn, client, target),
             SignalMessage::ServerMute { target, muted } => {
                 self.on_server_mute(conn, client, target, muted)
             }
@@ -559,7 +571,14 @@ impl Server {
         );
     }
 
-    fn on_join(&mut self, now: Instant, conn: ConnectionId, room_code: &str, display_name: &str) {
+    fn on_join(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        room_code: &str,
+        display_name: &str,
+        password: Option<&str>,
+    ) {
         let name = match sanitize(display_name, self.config.max_name_len, "display name") {
             Ok(name) => name,
             Err(error) => return self.reject_join(conn, error.to_string()),
@@ -568,6 +587,9 @@ impl Server {
             Ok(code) => code,
             Err(error) => return self.reject_join(conn, error.to_string()),
         };
+        if let Err(reason) = self.check_access(now, conn, &code, password) {
+            return self.reject_join(conn, reason);
+        }
 
         if let Some(room) = self.rooms.get(&code) {
             if room.members.len() >= self.config.max_room_size {
@@ -590,10 +612,10 @@ impl Server {
         self.next_client_id = self.next_client_id.wrapping_add(1);
 
         let created = !self.rooms.contains_key(&code);
-        let room = self
-            .rooms
-            .entry(code.clone())
-            .or_insert_with(|| Room::new(code.clone(), RoomMixer::new(self.config.mixer)));
+        let room = self.rooms.entry(code.clone()).or_insert_with(|| {
+            let password = password.map(str::to_string);
+            Room::new(code.clone(), RoomMixer::new(self.config.mixer), password)
+        });
         if let Err(error) = room.mixer.add_member(client) {
             warn!(%conn, %error, "could not set up the codec for a new participant");
             if room.members.is_empty() {
@@ -700,7 +722,7 @@ impl Server {
         );
     }
 
-    fn on_kick(&mut self, conn: ConnectionId, client: ClientId, target: ClientId) {
+    fn on_kick(&mut self, now: Instant, conn: ConnectionId, client: ClientId, target: ClientId) {
         let target_conn = match self.check_moderation(conn, client, target, "kick") {
             Ok(target_conn) => target_conn,
             Err(reason) => return self.reject_command(conn, client, reason),
@@ -717,6 +739,7 @@ impl Server {
             .room_of(conn)
             .map(|room| room.code.clone())
             .unwrap_or_default();
+        self.ban_kicked(now, &room_code, target_conn);
         self.event(ServerEvent::Kicked {
             room: room_code,
             host: client,
@@ -733,6 +756,79 @@ impl Server {
         );
         self.leave_room(target_conn, LeaveReason::Kicked);
         self.close(target_conn, close_code::KICKED, "kicked by the host");
+    }
+
+    /// Checks a join to `code` against the room's ban list and password.
+    /// Runs before the room-full check, so a client that may not join
+    /// learns nothing about how many are in the room.
+    fn check_access(
+        &self,
+        now: Instant,
+        conn: ConnectionId,
+        code: &str,
+        password: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(connection) = self.connections.get(&conn) else {
+            return Ok(());
+        };
+        if let Some(left) = self.bans.remaining(code, connection.peer.ip(), now) {
+            // Round up, so "try again in 0 s" is never shown.
+            let seconds = left.as_micros().div_ceil(1_000_000);
+            return Err(format!(
+                "you were removed from room {code:?} by its host; try again in {seconds} s"
+            ));
+        }
+
+        if let Some(password) = password {
+            if password.is_empty() {
+                return Err("the room password is empty: leave the password out \
+                            to join a room that has none"
+                    .to_string());
+            }
+            if password.len() > MAX_PASSWORD_LEN {
+                return Err(format!(
+                    "the room password is {} bytes long, over the limit of {MAX_PASSWORD_LEN} bytes",
+                    password.len()
+                ));
+            }
+        }
+
+        let Some(room) = self.rooms.get(code) else {
+            return Ok(());
+        };
+        match (&room.password, password) {
+            (None, None) => Ok(()),
+            (Some(expected), Some(presented)) if password_matches(expected, presented) => Ok(()),
+            (Some(_), Some(_)) => Err(format!("wrong password for room {code:?}")),
+            (Some(_), None) if connection.dialect == Dialect::Legacy => Err(format!(
+                "room {code:?} needs a password, which this client cannot send: \
+                 join with a voicemcu client and its --password option"
+            )),
+            (Some(_), None) => Err(format!(
+                "room {code:?} needs a password: join again with the room's password"
+            )),
+            // A joiner who expects a private room should learn that this one
+            // is open to anyone who knows its code.
+            (None, Some(_)) => Err(format!(
+                "room {code:?} has no password, so anyone who knows its code can join: \
+                 join again without a password, or pick another room code"
+            )),
+        }
+    }
+
+    /// Bans the address of `target_conn` from `room` for
+    /// [`ServerConfig::kick_ban`], and drops bans that have ended.
+    fn ban_kicked(&mut self, now: Instant, room: &str, target_conn: ConnectionId) {
+        let ban = self.config.kick_ban;
+        if ban.is_zero() {
+            return;
+        }
+        let Some(peer) = self.connections.get(&target_conn).map(|c| c.peer) else {
+            return;
+        };
+        self.bans.prune(now);
+        self.bans.ban(room, peer.ip(), now + ban);
+        debug!(room, %peer, seconds = ban.as_secs(), "address banned from room after a kick");
     }
 
     fn on_server_mute(
@@ -971,8 +1067,10 @@ impl Server {
     }
 
     /// Closes connections that never joined or whose partial frame stalled,
-    /// and schedules the next sweep.
+    /// drops bans that have ended, and schedules the next sweep.
     fn sweep(&mut self, now: Instant) {
+        self.bans.prune(now);
+
         let stale: Vec<ConnectionId> = self
             .connections
             .iter()

@@ -27,15 +27,19 @@ pub(crate) struct Room {
     pub members: BTreeMap<ClientId, Member>,
     pub host: Option<ClientId>,
     pub mixer: RoomMixer,
+    /// The password the first joiner set, which every later joiner must
+    /// present. `None` for a room anyone who knows the code may join.
+    pub password: Option<String>,
 }
 
 impl Room {
-    pub fn new(code: String, mixer: RoomMixer) -> Self {
+    pub fn new(code: String, mixer: RoomMixer, password: Option<String>) -> Self {
         Room {
             code,
             members: BTreeMap::new(),
             host: None,
             mixer,
+            password,
         }
     }
 

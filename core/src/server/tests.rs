@@ -37,8 +37,13 @@ impl Harness {
     }
 
     fn open(&mut self, conn: u64, dialect: Dialect) -> ConnectionId {
+        self.open_from(conn, dialect, "127.0.0.1")
+    }
+
+    /// Opens a connection from `ip`, on a port derived from `conn`.
+    fn open_from(&mut self, conn: u64, dialect: Dialect, ip: &str) -> ConnectionId {
         let conn = ConnectionId(conn);
-        let peer: SocketAddr = format!("127.0.0.1:{}", 40000 + conn.0).parse().unwrap();
+        let peer: SocketAddr = format!("{ip}:{}", 40000 + conn.0).parse().unwrap();
         self.dialects.insert(conn, dialect);
         self.server.handle_input(
             self.now,
@@ -870,4 +875,176 @@ fn datagram_flood_dropped_over_rate() {
     }
     let status = h.server.status();
     assert_eq!(status[0].participants[0].rate_limited_datagrams, 15);
+}
+
+fn join_with_password(room: &str, name: &str, password: &str) -> SignalMessage {
+    SignalMessage::JoinWithPassword {
+        room_code: room.to_string(),
+        display_name: name.to_string(),
+        password: password.to_string(),
+    }
+}
+
+/// Sends `message` on a new connection and returns the `Error` text it got
+/// back, checking that the join was refused and the connection closed.
+fn refused_join(h: &mut Harness, conn: ConnectionId, message: SignalMessage) -> String {
+    h.send(conn, message);
+    let outs = h.drain();
+    assert_eq!(
+        Harness::closed(&outs, conn),
+        Some(close_code::JOIN_REJECTED),
+        "{outs:?}"
+    );
+    error_text(&Harness::frames_to(&outs, conn)[0].1).to_string()
+}
+
+#[test]
+fn room_password_set_by_first_joiner() {
+    let mut h = Harness::new();
+    let first = h.open(1, Dialect::Native);
+    h.send(first, join_with_password("room", "a", "hunter2"));
+    h.drain();
+    assert!(h.server.client_of(first).is_some());
+
+    let right = h.open(2, Dialect::Native);
+    h.send(right, join_with_password("room", "b", "hunter2"));
+    h.drain();
+    assert!(h.server.client_of(right).is_some());
+
+    let wrong = h.open(3, Dialect::Native);
+    assert_eq!(
+        refused_join(&mut h, wrong, join_with_password("room", "c", "hunter3")),
+        "wrong password for room \"room\""
+    );
+    let none = h.open(4, Dialect::Native);
+    assert_eq!(
+        refused_join(&mut h, none, join("room", "d")),
+        "room \"room\" needs a password: join again with the room's password"
+    );
+    let legacy = h.open(5, Dialect::Legacy);
+    assert!(refused_join(&mut h, legacy, join("room", "e"))
+        .starts_with("room \"room\" needs a password, which this client cannot send"));
+    assert_eq!(h.server.roster("room").unwrap().len(), 2);
+}
+
+#[test]
+fn password_for_open_room_refused() {
+    let mut h = Harness::new();
+    h.join(1, Dialect::Native, "room", "a");
+
+    let conn = h.open(2, Dialect::Native);
+    let reason = refused_join(&mut h, conn, join_with_password("room", "b", "secret"));
+    assert!(
+        reason.starts_with("room \"room\" has no password"),
+        "{reason}"
+    );
+    assert_eq!(h.server.roster("room").unwrap().len(), 1);
+}
+
+#[test]
+fn empty_and_long_passwords_refused() {
+    let mut h = Harness::new();
+    let conn = h.open(1, Dialect::Native);
+    assert!(
+        refused_join(&mut h, conn, join_with_password("room", "a", ""))
+            .starts_with("the room password is empty")
+    );
+
+    let conn = h.open(2, Dialect::Native);
+    let long = "x".repeat(MAX_PASSWORD_LEN + 1);
+    assert_eq!(
+        refused_join(&mut h, conn, join_with_password("room", "a", &long)),
+        "the room password is 257 bytes long, over the limit of 256 bytes"
+    );
+    assert!(h.server.roster("room").is_none());
+}
+
+#[test]
+fn password_ends_with_its_room() {
+    let mut h = Harness::new();
+    let (first, _) = h.join(1, Dialect::Native, "room", "a");
+    h.send(first, SignalMessage::Leave);
+    h.drain();
+    assert!(h.server.roster("room").is_none());
+
+    let conn = h.open(2, Dialect::Native);
+    h.send(conn, join_with_password("room", "b", "new"));
+    h.drain();
+    assert!(
+        h.server.client_of(conn).is_some(),
+        "a new room, a new password"
+    );
+}
+
+#[test]
+fn kicked_address_banned_from_room_until_ban_ends() {
+    let mut h = Harness::with_config(ServerConfig {
+        kick_ban: Duration::from_secs(60),
+        ..ServerConfig::default()
+    });
+    let host = h.open_from(1, Dialect::Native, "192.0.2.1");
+    h.send(host, join("room", "host"));
+    let target = h.open_from(2, Dialect::Native, "192.0.2.2");
+    h.send(target, join("room", "target"));
+    h.drain();
+    let target_id = h.server.client_of(target).unwrap();
+
+    h.send(host, SignalMessage::Kick { target: target_id });
+    h.drain();
+    h.advance(Duration::from_secs(20));
+
+    let again = h.open_from(3, Dialect::Native, "192.0.2.2");
+    assert_eq!(
+        refused_join(&mut h, again, join("room", "target")),
+        "you were removed from room \"room\" by its host; try again in 40 s"
+    );
+
+    // Another room, and another address, are not affected.
+    let elsewhere = h.open_from(4, Dialect::Native, "192.0.2.2");
+    h.send(elsewhere, join("other", "target"));
+    let neighbour = h.open_from(5, Dialect::Native, "192.0.2.3");
+    h.send(neighbour, join("room", "neighbour"));
+    h.drain();
+    assert!(h.server.client_of(elsewhere).is_some());
+    assert!(h.server.client_of(neighbour).is_some());
+
+    h.advance(Duration::from_secs(40));
+    let after = h.open_from(6, Dialect::Native, "192.0.2.2");
+    h.send(after, join("room", "target"));
+    h.drain();
+    assert!(h.server.client_of(after).is_some(), "the ban has ended");
+}
+
+#[test]
+fn ban_outlives_its_room() {
+    let mut h = Harness::new();
+    let host = h.open_from(1, Dialect::Native, "192.0.2.1");
+    h.send(host, join("room", "host"));
+    let target = h.open_from(2, Dialect::Native, "192.0.2.2");
+    h.send(target, join("room", "target"));
+    h.drain();
+    let target_id = h.server.client_of(target).unwrap();
+    h.send(host, SignalMessage::Kick { target: target_id });
+    h.send(host, SignalMessage::Leave);
+    h.drain();
+    assert!(h.server.roster("room").is_none());
+
+    let again = h.open_from(3, Dialect::Native, "192.0.2.2");
+    let reason = refused_join(&mut h, again, join("room", "target"));
+    assert!(reason.starts_with("you were removed from room"), "{reason}");
+}
+
+#[test]
+fn zero_kick_ban_disables_ban() {
+    let mut h = Harness::with_config(ServerConfig {
+        kick_ban: Duration::ZERO,
+        ..ServerConfig::default()
+    });
+    let (host, _) = h.join(1, Dialect::Native, "room", "host");
+    let (_, target_id) = h.join(2, Dialect::Native, "room", "target");
+    h.send(host, SignalMessage::Kick { target: target_id });
+    h.drain();
+
+    h.join(3, Dialect::Native, "room", "target");
+    assert_eq!(h.server.roster("room").unwrap().len(), 2);
 }

@@ -13,7 +13,7 @@ use super::{Dialect, WireError};
 pub(super) const LAST_LEGACY_VARIANT: u32 = 14;
 
 /// The index of the last native extension.
-pub(super) const LAST_NATIVE_VARIANT: u32 = 15;
+pub(super) const LAST_NATIVE_VARIANT: u32 = 16;
 
 /// One participant as a roster lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +85,15 @@ pub enum SignalMessage {
     ShuttingDown {
         reason: String,
     },
+
+    // Native extensions, client to server.
+    /// `Join` with a room password. The first joiner's password becomes the
+    /// room's, and later joiners must present the same one.
+    JoinWithPassword {
+        room_code: String,
+        display_name: String,
+        password: String,
+    },
 }
 
 impl SignalMessage {
@@ -107,6 +116,7 @@ impl SignalMessage {
             SignalMessage::PeerMuted { .. } => "PeerMuted",
             SignalMessage::Error { .. } => "Error",
             SignalMessage::ShuttingDown { .. } => "ShuttingDown",
+            SignalMessage::JoinWithPassword { .. } => "JoinWithPassword",
         }
     }
 
@@ -121,12 +131,16 @@ impl SignalMessage {
                 | SignalMessage::ServerMute { .. }
                 | SignalMessage::BlockPeer { .. }
                 | SignalMessage::UnblockPeer { .. }
+                | SignalMessage::JoinWithPassword { .. }
         )
     }
 
     /// Whether voicemcu 0.1 knows this variant.
     pub fn is_legacy(&self) -> bool {
-        !matches!(self, SignalMessage::ShuttingDown { .. })
+        !matches!(
+            self,
+            SignalMessage::ShuttingDown { .. } | SignalMessage::JoinWithPassword { .. }
+        )
     }
 }
 
@@ -316,6 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn join_with_password_is_native_only() {
+        let message = SignalMessage::JoinWithPassword {
+            room_code: "ab".to_string(),
+            display_name: "c".to_string(),
+            password: "pw".to_string(),
+        };
+        assert!(message.is_client_to_server());
+        assert_eq!(
+            encode_message(&message, Dialect::Legacy),
+            Err(WireError::NotInDialect {
+                variant: "JoinWithPassword"
+            })
+        );
+
+        let body = encode_message(&message, Dialect::Native).unwrap();
+        assert_eq!(body, [16, 2, b'a', b'b', 1, b'c', 2, b'p', b'w']);
+        assert_eq!(
+            decode_message(&body, Dialect::Legacy),
+            Err(WireError::UnknownVariant { index: 16, max: 14 })
+        );
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(message));
+    }
+
+    #[test]
     fn malformed_bodies_rejected() {
         assert_eq!(
             decode_message(&[], Dialect::Legacy),
@@ -323,7 +361,7 @@ mod tests {
         );
         assert_eq!(
             decode_message(&[99], Dialect::Native),
-            Err(WireError::UnknownVariant { index: 99, max: 15 })
+            Err(WireError::UnknownVariant { index: 99, max: 16 })
         );
         assert_eq!(
             decode_message(&[0, 1, 0xff, 0], Dialect::Legacy),

@@ -59,6 +59,22 @@ async fn settle() {
     tokio::time::sleep(SETTLE).await;
 }
 
+/// How long a change may take to reach every ear on a loaded machine.
+const CONVERGE: Duration = Duration::from_secs(8);
+
+/// Waits until `condition` holds, polling what the participants hear, and
+/// panics with `what` if it still does not after [`CONVERGE`].
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}, still after {CONVERGE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn room_of_three(
     dialect: DialectChoice,
 ) -> (LoopbackServer, Participant, Participant, Participant) {
@@ -76,31 +92,35 @@ async fn moderation_in(dialect: DialectChoice) {
     let (server, host, alice, bob) = room_of_three(dialect).await;
 
     // Mix-minus: everyone hears the other two and never themselves.
-    assert!(host.hears(ALICE_HZ) && host.hears(BOB_HZ));
-    assert!(alice.hears(HOST_HZ) && alice.hears(BOB_HZ));
-    assert!(bob.hears(HOST_HZ) && bob.hears(ALICE_HZ));
+    eventually("someone does not hear both others", || {
+        host.hears(ALICE_HZ)
+            && host.hears(BOB_HZ)
+            && alice.hears(HOST_HZ)
+            && alice.hears(BOB_HZ)
+            && bob.hears(HOST_HZ)
+            && bob.hears(ALICE_HZ)
+    })
+    .await;
     assert!(!host.hears(HOST_HZ));
     assert!(!alice.hears(ALICE_HZ));
     assert!(!bob.hears(BOB_HZ));
 
     // Blocking changes only what the blocker hears.
     host.client.command("/block alice").await;
-    settle().await;
-    assert!(
-        !host.hears(ALICE_HZ),
-        "host still hears alice after blocking her"
-    );
-    assert!(host.hears(BOB_HZ));
+    eventually("host still hears alice after blocking her", || {
+        !host.hears(ALICE_HZ)
+    })
+    .await;
+    eventually("host lost bob when blocking alice", || host.hears(BOB_HZ)).await;
     assert!(
         bob.hears(ALICE_HZ),
         "bob lost alice because the host blocked her"
     );
     host.client.command("/unblock alice").await;
-    settle().await;
-    assert!(
-        host.hears(ALICE_HZ),
-        "host does not hear alice after unblocking"
-    );
+    eventually("host does not hear alice after unblocking", || {
+        host.hears(ALICE_HZ)
+    })
+    .await;
 
     // Force-mute silences bob for everyone, and bob is told.
     host.client.command("/forcemute bob").await;
@@ -110,10 +130,14 @@ async fn moderation_in(dialect: DialectChoice) {
         })
         .await
         .unwrap();
-    settle().await;
-    assert!(!alice.hears(BOB_HZ), "alice hears force-muted bob");
-    assert!(!host.hears(BOB_HZ), "host hears force-muted bob");
-    assert!(alice.hears(HOST_HZ));
+    eventually("someone hears force-muted bob", || {
+        !alice.hears(BOB_HZ) && !host.hears(BOB_HZ)
+    })
+    .await;
+    eventually("alice lost the host when bob was force-muted", || {
+        alice.hears(HOST_HZ)
+    })
+    .await;
 
     host.client.command("/forceunmute bob").await;
     bob.client
@@ -122,19 +146,22 @@ async fn moderation_in(dialect: DialectChoice) {
         })
         .await
         .unwrap();
-    settle().await;
-    assert!(
-        alice.hears(BOB_HZ),
-        "alice does not hear bob after force-unmute"
-    );
+    eventually("alice does not hear bob after force-unmute", || {
+        alice.hears(BOB_HZ)
+    })
+    .await;
 
     // Self-mute: alice goes quiet for everyone.
     alice.client.command("/mute").await;
-    settle().await;
-    assert!(!bob.hears(ALICE_HZ), "bob hears alice while she is muted");
+    eventually("bob hears alice while she is muted", || {
+        !bob.hears(ALICE_HZ)
+    })
+    .await;
     alice.client.command("/mute off").await;
-    settle().await;
-    assert!(bob.hears(ALICE_HZ));
+    eventually("bob does not hear alice after she unmutes", || {
+        bob.hears(ALICE_HZ)
+    })
+    .await;
 
     // Only the host may kick.
     alice.client.command("/kick bob").await;
@@ -165,8 +192,7 @@ async fn moderation_in(dialect: DialectChoice) {
         })
         .await
         .unwrap();
-    settle().await;
-    assert!(!bob.hears(ALICE_HZ));
+    eventually("bob still hears kicked alice", || !bob.hears(ALICE_HZ)).await;
 
     // The host leaves: bob, the lowest remaining id, becomes host.
     host.client.command("/leave").await;

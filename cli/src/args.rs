@@ -27,6 +27,9 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Run deterministic network simulations of whole conferences.
     Sim(crate::sim::SimArgs),
+    /// Show a running server's rooms, participants and their audio
+    /// quality, read from its status socket.
+    Status(crate::status::StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +40,16 @@ pub struct ServerArgs {
     /// Seed for client id allocation; random when not given.
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// Unix socket on which `voicemcu status` reads the server's status
+    /// [default: status.sock in the data directory, beside the
+    /// certificate].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_status_socket")]
+    pub status_socket: Option<PathBuf>,
+
+    /// Open no status socket.
+    #[arg(long)]
+    pub no_status_socket: bool,
 }
 
 #[derive(Debug, Args)]

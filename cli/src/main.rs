@@ -10,6 +10,7 @@ mod server;
 mod server_config;
 mod shutdown;
 mod sim;
+mod status;
 mod trust;
 mod tui;
 
@@ -29,7 +30,11 @@ fn main() -> ExitCode {
     // it logs only warnings unless RUST_LOG asks for more.
     let default_level = match cli.command {
         Command::Server(_) => "info",
-        Command::Client(_) | Command::Demo(_) | Command::Replay(_) | Command::Sim(_) => "warn",
+        Command::Client(_)
+        | Command::Demo(_)
+        | Command::Replay(_)
+        | Command::Sim(_)
+        | Command::Status(_) => "warn",
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Replay(args) => replay::run(args).await,
             Command::Sim(args) => sim::run(args),
+            Command::Status(args) => status::run(args).await,
         }
     });
 

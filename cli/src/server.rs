@@ -10,6 +10,8 @@ use voicemcu_quic::{
     default_certificate_files, dump_default_config, CertificateSource, QuicServer,
 };
 
+use voicemcu_quic::status::{default_status_socket, StatusSocket};
+
 use crate::args::ServerArgs;
 use crate::shutdown;
 
@@ -44,12 +46,50 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         "certificate fingerprint (give clients --cert-hash {})",
         server.fingerprint()
     );
+    let status = open_status_socket(&args, &server).await;
 
     server
         .run(shutdown::signal())
         .await
         .context("server failed")?;
+    if let Some(status) = status {
+        status.abort();
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the status socket the arguments ask for and answers on it in the
+/// background. The server runs without one, with a warning, when it cannot
+/// be opened: losing the status view is no reason to refuse calls.
+async fn open_status_socket(
+    args: &ServerArgs,
+    server: &QuicServer,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if args.no_status_socket {
+        return None;
+    }
+    let Some(path) = args.status_socket.clone().or_else(default_status_socket) else {
+        tracing::warn!(
+            "neither XDG_DATA_HOME nor HOME is set, so there is no default status socket; \
+             give --status-socket PATH to have one"
+        );
+        return None;
+    };
+
+    match StatusSocket::bind(&path).await {
+        Ok(socket) => {
+            println!(
+                "status: voicemcu status --socket {}",
+                socket.path().display()
+            );
+            let handle = server.status_handle();
+            Some(tokio::spawn(socket.serve(handle)))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "running without a status socket");
+            None
+        }
+    }
 }
 
 /// The certificate files in the data directory, so that the fingerprint

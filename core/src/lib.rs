@@ -14,6 +14,7 @@
 //! 2. drain `poll_output()` until it returns `None`;
 //! 3. sleep until `poll_timeout()`, then hand in a timeout and repeat.
 
+pub mod arrival;
 pub mod audio;
 pub mod client;
 pub mod codec;

@@ -25,9 +25,12 @@ pub mod client;
 mod clock;
 pub mod connection_limit;
 pub mod endpoint;
+mod event_log;
 pub mod known_servers;
 pub mod server;
 pub mod settings;
+#[cfg(unix)]
+pub mod status;
 pub mod tls;
 
 /// The quinn version this crate is built on, for callers that drive raw

@@ -25,14 +25,16 @@ use tracing::{debug, info, trace, warn};
 use voicemcu_core::ids::ConnectionId;
 use voicemcu_core::rate_limit::RateLimit;
 use voicemcu_core::server::{
-    close_code, CloseReason, OutStream, Server, ServerConfig, ServerEvent, ServerInput,
-    ServerOutput,
+    close_code, CloseReason, OutStream, Server, ServerConfig, ServerInput, ServerOutput,
 };
+use voicemcu_core::time::Instant;
 use voicemcu_core::wire::{Dialect, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 
 use crate::clock::{sleep_until, Clock};
 use crate::connection_limit::ConnectionLimiter;
 use crate::endpoint::{negotiated_dialect, server_config_with, TransportSettings};
+use crate::event_log::EventLog;
+use crate::status::{StatusHandle, StatusReport, StatusRequest};
 use crate::tls::{Fingerprint, Identity, TlsError};
 
 /// How long a client may take to complete the handshake.
@@ -62,6 +64,9 @@ const SHUTDOWN_REASON: &str = "server is shutting down";
 
 /// Messages from connection tasks that may wait for the owner.
 const INPUT_QUEUE: usize = 1024;
+
+/// Status requests that may wait for the owner.
+const STATUS_QUEUE: usize = 8;
 
 /// Frames that may wait for one connection's writer.
 pub const WRITER_QUEUE: usize = 1024;
@@ -127,6 +132,8 @@ pub struct QuicServer {
     core: ServerConfig,
     seed: u64,
     connection_rate: RateLimit,
+    status_requests: mpsc::Sender<StatusRequest>,
+    status_inbox: mpsc::Receiver<StatusRequest>,
 }
 
 impl QuicServer {
@@ -167,12 +174,22 @@ impl QuicServer {
         core: ServerConfig,
         seed: u64,
     ) -> QuicServer {
+        let (status_requests, status_inbox) = mpsc::channel(STATUS_QUEUE);
         QuicServer {
             endpoint,
             fingerprint,
             core,
             seed,
             connection_rate: DEFAULT_CONNECTION_RATE,
+            status_requests,
+            status_inbox,
+        }
+    }
+
+    /// Returns a handle that asks the running server for its status.
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle {
+            requests: self.status_requests.clone(),
         }
     }
 
@@ -208,6 +225,9 @@ impl QuicServer {
             clock: Clock::start(),
             links: BTreeMap::new(),
             inputs,
+            status_inbox: self.status_inbox,
+            _status_requests: self.status_requests,
+            event_log: EventLog::default(),
         };
         owner.serve(shutdown).await;
 
@@ -295,6 +315,10 @@ struct Owner {
     clock: Clock,
     links: BTreeMap<ConnectionId, Link>,
     inputs: mpsc::Receiver<ConnectionMessage>,
+    status_inbox: mpsc::Receiver<StatusRequest>,
+    /// Keeps `status_inbox` open while no handle exists.
+    _status_requests: mpsc::Sender<StatusRequest>,
+    event_log: EventLog,
 }
 
 impl Owner {
@@ -319,8 +343,24 @@ impl Owner {
                         return;
                     }
                 },
+                Some(reply) = self.status_inbox.recv() => {
+                    let _ = reply.send(self.status());
+                }
             }
             self.carry_out_outputs();
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: self
+                .clock
+                .now()
+                .saturating_duration_since(Instant::ZERO)
+                .as_secs(),
+            connections: self.core.connection_count(),
+            rooms: self.core.status(),
         }
     }
 
@@ -437,17 +477,11 @@ impl Owner {
                         link.enqueue(conn, WriterCommand::Close(reason));
                     }
                 }
-                ServerOutput::Event(event) => log_event(&event),
+                ServerOutput::Event(event) => {
+                    self.event_log.log(tokio::time::Instant::now(), &event);
+                }
             }
         }
-    }
-}
-
-fn log_event(event: &ServerEvent) {
-    if event.is_notable() {
-        info!("{event}");
-    } else {
-        debug!("{event}");
     }
 }
 

@@ -482,3 +482,38 @@ async fn silent_client_kept_alive_by_server() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_streams_never_granted() {
+    let server = Running::start(ServerConfig::default(), ServerTuning::default()).await;
+    let pair = Pair::join(&server).await;
+
+    let mut hostile = Raw::connect(&server).await;
+    hostile.join("streams", "mallory").await;
+
+    // The server grants one bidirectional stream (the signalling stream)
+    // and no unidirectional ones, so every further open waits for credit
+    // that never comes.
+    let second_bidi = tokio::time::timeout(Duration::from_secs(1), hostile.connection.open_bi());
+    assert!(
+        second_bidi.await.is_err(),
+        "a second bidirectional stream opened"
+    );
+    let uni = tokio::time::timeout(Duration::from_secs(1), hostile.connection.open_uni());
+    assert!(uni.await.is_err(), "a unidirectional stream opened");
+    pair.assert_hearing("while a client asks for more streams");
+
+    // The signalling stream it has keeps working.
+    hostile.send(&SignalMessage::Mute { muted: true }).await;
+    loop {
+        match hostile.next_message().await {
+            Some(SignalMessage::PeerMuted { muted: true, .. }) => break,
+            Some(_) => continue,
+            None => panic!("the server closed the client that asked for more streams"),
+        }
+    }
+
+    pair.assert_hearing("after a client asked for more streams");
+    pair.leave().await;
+    server.stop().await;
+}

@@ -24,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::{debug, trace, warn};
 
+use crate::arrival::{ArrivalReport, ArrivalStats};
 use crate::audio::{FRAME_DURATION, FRAME_SAMPLES};
 use crate::ids::{ClientId, ConnectionId};
 use crate::mixer::{MemberStats, MixedFrame, RoomMixer};
@@ -167,6 +168,8 @@ struct Connection {
     rate_limited_datagrams: u64,
     /// When the partial frame now buffered started to arrive.
     partial_frame_since: Option<Instant>,
+    /// Loss and jitter of the audio this connection sends.
+    arrival: ArrivalStats,
 }
 
 /// Counters for one participant, for the status view and tests.
@@ -182,6 +185,8 @@ pub struct ParticipantStatus {
     pub malformed_datagrams: u64,
     /// Datagrams dropped for going over the server's datagram rate limit.
     pub rate_limited_datagrams: u64,
+    /// Loss and interarrival jitter of the audio this participant sends.
+    pub arrival: ArrivalReport,
     pub media: Option<MemberStats>,
 }
 
@@ -348,6 +353,8 @@ impl Server {
                             malformed_datagrams: connection.map_or(0, |c| c.malformed_datagrams),
                             rate_limited_datagrams: connection
                                 .map_or(0, |c| c.rate_limited_datagrams),
+                            arrival: connection
+                                .map_or_else(ArrivalReport::default, |c| c.arrival.report()),
                             media: room.mixer.member_stats(*id),
                         }
                     })
@@ -386,6 +393,7 @@ impl Server {
                 datagrams: TokenBucket::new(self.config.datagram_rate, now),
                 rate_limited_datagrams: 0,
                 partial_frame_since: None,
+                arrival: ArrivalStats::default(),
             },
         );
 
@@ -962,6 +970,10 @@ impl Server {
                 return;
             }
         };
+
+        connection
+            .arrival
+            .record(now, header.sequence, header.timestamp);
 
         let client = *client;
         if let Some(room) = self.rooms.get_mut(room) {

@@ -169,10 +169,10 @@ impl Pair {
         }
     }
 
-    /// Checks that both hear each other now, with no wait for recovery.
-    fn assert_hearing(&self, when: &str) {
-        assert!(self.alice.hears(BOB_HZ), "alice lost bob {when}");
-        assert!(self.bob.hears(ALICE_HZ), "bob lost alice {when}");
+    /// Checks that both hear each other, allowing a loaded machine
+    /// [`STEP`] to deliver the latest audio.
+    async fn assert_hearing(&self, when: &str) {
+        self.wait_until_hearing(when).await;
     }
 
     async fn leave(self) {
@@ -251,6 +251,18 @@ impl Raw {
         }
     }
 
+    /// Reads messages until an `Error` and returns its text; panics if the
+    /// connection ends first.
+    async fn next_error(&mut self) -> String {
+        loop {
+            match self.next_message().await {
+                Some(SignalMessage::Error { message }) => return message,
+                Some(_) => continue,
+                None => panic!("the connection ended without an Error"),
+            }
+        }
+    }
+
     /// Joins `room` and returns the client id the server gave.
     async fn join(&mut self, room: &str, name: &str) -> u64 {
         self.send(&SignalMessage::Join {
@@ -315,13 +327,13 @@ async fn signalling_flood_gets_slow_down_errors() {
     assert!(muted_replies >= 9, "{muted_replies} mutes carried out");
     assert!(muted_replies < 100, "{muted_replies} mutes carried out");
     assert!(slow_down_errors > 400, "{slow_down_errors} errors");
-    pair.assert_hearing("during a signalling flood");
+    pair.assert_hearing("during a signalling flood").await;
 
     // Leave is allowed however empty the bucket is.
     hostile.send(&SignalMessage::Leave).await;
     assert_eq!(hostile.closed_code().await, u64::from(close_code::NORMAL));
 
-    pair.assert_hearing("after a signalling flood");
+    pair.assert_hearing("after a signalling flood").await;
     pair.leave().await;
     server.stop().await;
 }
@@ -357,14 +369,14 @@ async fn connection_flood_refused_per_address() {
     // About one token refills during the 30 attempts.
     assert!((2..=6).contains(&accepted), "{accepted} attempts accepted");
     assert_eq!(accepted + refused, 30);
-    pair.assert_hearing("during a connection flood");
+    pair.assert_hearing("during a connection flood").await;
 
     // A token refills after a second at one per second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (connection, _) = connect(&endpoint, &server.connect_options()).await.unwrap();
     connection.close(0u32.into(), b"done");
 
-    pair.assert_hearing("after a connection flood");
+    pair.assert_hearing("after a connection flood").await;
     pair.leave().await;
     server.stop().await;
 }
@@ -400,7 +412,7 @@ async fn stalled_frame_closes_with_error() {
         u64::from(close_code::PROTOCOL_ERROR)
     );
 
-    pair.assert_hearing("after a stalled frame");
+    pair.assert_hearing("after a stalled frame").await;
     pair.leave().await;
     server.stop().await;
 }
@@ -431,12 +443,12 @@ async fn datagram_flood_leaves_others_unaffected() {
         tokio::task::yield_now().await;
     }
     assert!(sent > 10_000, "only {sent} datagrams sent");
-    pair.assert_hearing("at the end of a datagram flood");
+    pair.assert_hearing("at the end of a datagram flood").await;
 
     // The flooding client is still served: it may leave normally.
     hostile.send(&SignalMessage::Leave).await;
     assert_eq!(hostile.closed_code().await, u64::from(close_code::NORMAL));
-    pair.assert_hearing("after a datagram flood");
+    pair.assert_hearing("after a datagram flood").await;
     pair.leave().await;
     server.stop().await;
 }
@@ -501,7 +513,8 @@ async fn extra_streams_never_granted() {
     );
     let uni = tokio::time::timeout(Duration::from_secs(1), hostile.connection.open_uni());
     assert!(uni.await.is_err(), "a unidirectional stream opened");
-    pair.assert_hearing("while a client asks for more streams");
+    pair.assert_hearing("while a client asks for more streams")
+        .await;
 
     // The signalling stream it has keeps working.
     hostile.send(&SignalMessage::Mute { muted: true }).await;
@@ -513,7 +526,147 @@ async fn extra_streams_never_granted() {
         }
     }
 
-    pair.assert_hearing("after a client asked for more streams");
+    pair.assert_hearing("after a client asked for more streams")
+        .await;
+    pair.leave().await;
+    server.stop().await;
+}
+
+/// What a hostile client does in one case of [`protocol_abuse_answered`].
+#[derive(Debug)]
+enum Abuse {
+    /// Sends a command before `Join`.
+    CommandBeforeJoin,
+    /// Announces a frame longer than the limit.
+    OversizeFrame,
+    /// Joins with an empty display name.
+    EmptyName,
+    /// Joins a new room when the server is at its room limit.
+    TooManyRooms,
+    /// Joins, then sends `Join` again.
+    SecondJoin,
+    /// Joins as host, then kicks an id nobody has.
+    UnknownTarget,
+    /// Joins, then sends datagrams shorter than the header and with a
+    /// payload over the limit.
+    BadDatagrams,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_abuse_answered() {
+    // Room "good" and the hostile client's room "bad" fill the limit.
+    let core = ServerConfig {
+        max_rooms: 2,
+        ..ServerConfig::default()
+    };
+    let server = Running::start(core, ServerTuning::default()).await;
+    let pair = Pair::join(&server).await;
+
+    let cases = [
+        (Abuse::CommandBeforeJoin, Some(close_code::PROTOCOL_ERROR)),
+        (Abuse::OversizeFrame, Some(close_code::PROTOCOL_ERROR)),
+        (Abuse::EmptyName, Some(close_code::JOIN_REJECTED)),
+        (Abuse::TooManyRooms, Some(close_code::JOIN_REJECTED)),
+        (Abuse::SecondJoin, None),
+        (Abuse::UnknownTarget, None),
+        (Abuse::BadDatagrams, None),
+    ];
+    for (abuse, expected_close) in cases {
+        let mut hostile = Raw::connect(&server).await;
+        let error = match abuse {
+            Abuse::CommandBeforeJoin => {
+                hostile.send(&SignalMessage::Mute { muted: true }).await;
+                hostile.next_error().await
+            }
+            Abuse::OversizeFrame => {
+                hostile
+                    .send
+                    .write_all(&u32::MAX.to_be_bytes())
+                    .await
+                    .unwrap();
+                hostile.next_error().await
+            }
+            Abuse::EmptyName => {
+                hostile
+                    .send(&SignalMessage::Join {
+                        room_code: "bad".to_string(),
+                        display_name: String::new(),
+                    })
+                    .await;
+                hostile.next_error().await
+            }
+            Abuse::TooManyRooms => {
+                let mut occupant = Raw::connect(&server).await;
+                occupant.join("bad", "occupant").await;
+                hostile
+                    .send(&SignalMessage::Join {
+                        room_code: "third".to_string(),
+                        display_name: "mallory".to_string(),
+                    })
+                    .await;
+                let error = hostile.next_error().await;
+                occupant.send(&SignalMessage::Leave).await;
+                error
+            }
+            Abuse::SecondJoin => {
+                hostile.join("bad", "mallory").await;
+                hostile
+                    .send(&SignalMessage::Join {
+                        room_code: "other".to_string(),
+                        display_name: "mallory".to_string(),
+                    })
+                    .await;
+                hostile.next_error().await
+            }
+            Abuse::UnknownTarget => {
+                hostile.join("bad", "mallory").await;
+                hostile.send(&SignalMessage::Kick { target: 12_345 }).await;
+                hostile.next_error().await
+            }
+            Abuse::BadDatagrams => {
+                let client_id = hostile.join("bad", "mallory").await;
+                for _ in 0..50 {
+                    let _ = hostile.connection.send_datagram(vec![1, 2, 3].into());
+                    let header = AudioHeader {
+                        client_id,
+                        sequence: 1,
+                        timestamp: 960,
+                    };
+                    let oversize = encode_datagram(header, &[0u8; 900]);
+                    let _ = hostile.connection.send_datagram(oversize.into());
+                }
+                // Datagrams get no reply: the connection still answering a
+                // command shows they were dropped and nothing else happened.
+                hostile.send(&SignalMessage::Mute { muted: true }).await;
+                loop {
+                    match hostile.next_message().await {
+                        Some(SignalMessage::PeerMuted { muted: true, .. }) => break,
+                        Some(_) => continue,
+                        None => panic!("the server closed a client over malformed datagrams"),
+                    }
+                }
+                String::new()
+            }
+        };
+
+        let case = format!("{abuse:?}");
+        if !matches!(abuse, Abuse::BadDatagrams) {
+            assert!(!error.is_empty(), "{case}: the Error says nothing");
+        }
+        match expected_close {
+            Some(code) => assert_eq!(hostile.closed_code().await, u64::from(code), "{case}"),
+            None => {
+                hostile.send(&SignalMessage::Leave).await;
+                assert_eq!(
+                    hostile.closed_code().await,
+                    u64::from(close_code::NORMAL),
+                    "{case}: the client was not kept"
+                );
+            }
+        }
+        pair.assert_hearing(&format!("after {case}")).await;
+    }
+
     pair.leave().await;
     server.stop().await;
 }

@@ -53,6 +53,10 @@ pub struct ClientConfig {
     pub display_name: String,
     pub jitter: JitterConfig,
     pub opus: OpusSettings,
+    /// Emit [`ClientEvent::TalkingChanged`] when the peers the server hears
+    /// talking change. Off by default, because it can fire several times a
+    /// second; the roster's talking flags are kept either way.
+    pub report_talking: bool,
 }
 
 impl ClientConfig {
@@ -63,6 +67,7 @@ impl ClientConfig {
             display_name: display_name.into(),
             jitter: JitterConfig::default(),
             opus: OpusSettings::default(),
+            report_talking: false,
         }
     }
 }

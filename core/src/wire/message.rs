@@ -4,6 +4,11 @@
 //! encoding (variant index as a LEB128 varint, then the fields) is the 0.1
 //! wire format. Native extensions are appended from index 15 on and are
 //! never sent to, or accepted from, a legacy peer.
+//!
+//! Postcard numbers variants by their place in the enum, so an index that
+//! is reserved for an extension not yet merged is held by a placeholder
+//! variant of an uninhabited type: it can never be built, and
+//! [`decode_message`] rejects its index as unknown.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +18,15 @@ use super::{Dialect, WireError};
 pub(super) const LAST_LEGACY_VARIANT: u32 = 14;
 
 /// The index of the last native extension.
-pub(super) const LAST_NATIVE_VARIANT: u32 = 15;
+pub(super) const LAST_NATIVE_VARIANT: u32 = 17;
+
+/// Native indices held by a placeholder variant, which decode as unknown.
+const UNASSIGNED_NATIVE_VARIANTS: &[u32] = &[16];
+
+/// A type with no values, so that a placeholder variant holding it can
+/// never be built, sent or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unassigned {}
 
 /// One participant as a roster lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,10 +93,22 @@ pub enum SignalMessage {
         message: String,
     },
 
-    // Native extensions, server to client.
-    /// The server is going away. Legacy peers get an `Error` instead.
+    // Native extensions, in index order.
+    /// 15, server to client: the server is going away. Legacy peers get an
+    /// `Error` instead.
     ShuttingDown {
         reason: String,
+    },
+    /// 16: a placeholder that keeps the next variant at index 17.
+    ///
+    /// TODO: replace with `JoinWithPassword` (client to server), which owns
+    /// index 16, and remove 16 from `UNASSIGNED_NATIVE_VARIANTS`.
+    Unassigned16(Unassigned),
+    /// 17, server to client: the room members this listener may hear whom
+    /// the server's VAD now hears talking, in ascending id order. Sent only
+    /// when that set changes, and never to a legacy peer.
+    TalkingPeers {
+        client_ids: Vec<u64>,
     },
 }
 
@@ -107,6 +132,8 @@ impl SignalMessage {
             SignalMessage::PeerMuted { .. } => "PeerMuted",
             SignalMessage::Error { .. } => "Error",
             SignalMessage::ShuttingDown { .. } => "ShuttingDown",
+            SignalMessage::Unassigned16(unassigned) => match *unassigned {},
+            SignalMessage::TalkingPeers { .. } => "TalkingPeers",
         }
     }
 
@@ -126,7 +153,10 @@ impl SignalMessage {
 
     /// Whether voicemcu 0.1 knows this variant.
     pub fn is_legacy(&self) -> bool {
-        !matches!(self, SignalMessage::ShuttingDown { .. })
+        !matches!(
+            self,
+            SignalMessage::ShuttingDown { .. } | SignalMessage::TalkingPeers { .. }
+        )
     }
 }
 
@@ -148,7 +178,7 @@ pub fn encode_message(message: &SignalMessage, dialect: Dialect) -> Result<Vec<u
 pub fn decode_message(body: &[u8], dialect: Dialect) -> Result<SignalMessage, WireError> {
     let index = read_variant_index(body)?;
     let max = dialect.max_variant();
-    if index > max {
+    if index > max || UNASSIGNED_NATIVE_VARIANTS.contains(&index) {
         return Err(WireError::UnknownVariant { index, max });
     }
 
@@ -323,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             decode_message(&[99], Dialect::Native),
-            Err(WireError::UnknownVariant { index: 99, max: 15 })
+            Err(WireError::UnknownVariant { index: 99, max: 17 })
         );
         assert_eq!(
             decode_message(&[0, 1, 0xff, 0], Dialect::Legacy),
@@ -339,6 +369,79 @@ mod tests {
         ));
         assert!(matches!(
             decode_message(&[2, 7], Dialect::Legacy),
+            Err(WireError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn native_variant_indices() {
+        let cases: Vec<(SignalMessage, u8)> = vec![
+            (
+                SignalMessage::ShuttingDown {
+                    reason: String::new(),
+                },
+                15,
+            ),
+            (SignalMessage::TalkingPeers { client_ids: vec![] }, 17),
+        ];
+        for (message, index) in cases {
+            let body = encode_message(&message, Dialect::Native).unwrap();
+            assert_eq!(body[0], index, "{}", message.name());
+        }
+    }
+
+    #[test]
+    fn talking_peers_byte_layout_and_roundtrip() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![5, 300, u64::MAX],
+        };
+        let body = encode_message(&message, Dialect::Native).unwrap();
+        let mut expected = vec![17, 3, 5, 0xac, 0x02];
+        expected.extend([0xff; 9]);
+        expected.push(0x01);
+        assert_eq!(body, expected);
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(message));
+
+        let empty = SignalMessage::TalkingPeers { client_ids: vec![] };
+        let body = encode_message(&empty, Dialect::Native).unwrap();
+        assert_eq!(body, [17, 0]);
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(empty));
+    }
+
+    #[test]
+    fn talking_peers_not_in_legacy() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![1],
+        };
+        assert!(!message.is_legacy());
+        assert!(!message.is_client_to_server());
+        assert_eq!(
+            encode_message(&message, Dialect::Legacy),
+            Err(WireError::NotInDialect {
+                variant: "TalkingPeers"
+            })
+        );
+        assert_eq!(
+            decode_message(&[17, 1, 1], Dialect::Legacy),
+            Err(WireError::UnknownVariant { index: 17, max: 14 })
+        );
+    }
+
+    #[test]
+    fn unassigned_index_is_unknown() {
+        for body in [&[16][..], &[16, 0], &[16, 0, 0, 0]] {
+            assert_eq!(
+                decode_message(body, Dialect::Native),
+                Err(WireError::UnknownVariant { index: 16, max: 17 })
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_talking_peers_rejected() {
+        // Two ids announced, one present.
+        assert!(matches!(
+            decode_message(&[17, 2, 5], Dialect::Native),
             Err(WireError::Malformed { .. })
         ));
     }

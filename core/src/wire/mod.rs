@@ -19,7 +19,7 @@ mod message;
 pub use datagram::{decode_datagram, encode_datagram, AudioHeader, HEADER_LEN, MAX_AUDIO_PAYLOAD};
 pub use error::WireError;
 pub use frame::{encode_frame, FrameDecoder, FRAME_HEADER_LEN, MAX_FRAME_LEN};
-pub use message::{decode_message, encode_message, ClientInfo, SignalMessage};
+pub use message::{decode_message, encode_message, ClientInfo, SignalMessage, Unassigned};
 
 /// The ALPN protocol id of the native dialect.
 pub const NATIVE_ALPN: &[u8] = b"voicemcu/2";
@@ -43,7 +43,8 @@ impl Dialect {
         }
     }
 
-    /// The highest message variant index this dialect accepts.
+    /// The highest message variant index this dialect accepts. A native
+    /// index below it that is still unassigned is rejected as well.
     pub fn max_variant(self) -> u32 {
         match self {
             Dialect::Legacy => message::LAST_LEGACY_VARIANT,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::talking::TalkingTracker;
 use crate::ids::{ClientId, ConnectionId};
 use crate::mixer::{MixPolicy, RoomMixer};
 use crate::wire::ClientInfo;
@@ -27,6 +28,8 @@ pub(crate) struct Room {
     pub members: BTreeMap<ClientId, Member>,
     pub host: Option<ClientId>,
     pub mixer: RoomMixer,
+    /// What each listener was last told about who is talking.
+    pub talking: TalkingTracker,
 }
 
 impl Room {
@@ -36,6 +39,7 @@ impl Room {
             members: BTreeMap::new(),
             host: None,
             mixer,
+            talking: TalkingTracker::default(),
         }
     }
 

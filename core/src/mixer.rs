@@ -150,7 +150,8 @@ impl Member {
             self.speaking = self.vad.update(&self.frame);
             // The RMS is computed again only while the gate is open.
             let threshold = self.vad.threshold();
-            self.voiced = self.speaking && (threshold == 0.0 || frame_rms(&self.frame) >= threshold);
+            self.voiced =
+                self.speaking && (threshold == 0.0 || frame_rms(&self.frame) >= threshold);
         } else {
             self.vad.reset();
         }
@@ -388,8 +389,8 @@ impl RoomMixer {
         }
     }
 
-    /// The members whose frame in the last tick reached the VAD threshold
-    /// (not counting the gate's hangover), in ascending id order. Only
+    /// Returns the members whose frame in the last tick reached the VAD
+    /// threshold (not counting the gate's hangover), in ascending id order. Only
     /// members the policy let be heard are decoded, so only they appear.
     pub fn voiced(&self) -> &[ClientId] {
         &self.voiced

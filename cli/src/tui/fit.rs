@@ -115,15 +115,15 @@ pub fn truncate(text: &str, width: usize) -> String {
     cut
 }
 
-/// How the peers panel shows client ids: in full, right-aligned to the
-/// widest, when they fit in the space allowed, or otherwise all
-/// abbreviated the same way to `…` and their last digits.
+/// The peers panel's id column. Ids are shown in full, right-aligned to
+/// the widest, when they fit in the space allowed. Otherwise every id is
+/// abbreviated the same way, to `…` and its last digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdColumn {
     /// Cells the column takes.
     width: usize,
-    /// Digits kept from the end of an abbreviated id; `None` shows ids in
-    /// full.
+    /// Digits kept from the end of an abbreviated id, or `None` to show
+    /// ids in full.
     suffix_digits: Option<usize>,
 }
 
@@ -173,7 +173,7 @@ fn digits(id: ClientId) -> usize {
     id.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
-/// Whether the last `kept` digits of the ids tell them all apart.
+/// Returns whether the last `kept` digits of the ids tell them all apart.
 fn suffixes_distinct(ids: &[ClientId], kept: usize) -> bool {
     let Some(modulus) = 10u64.checked_pow(kept as u32) else {
         return true;

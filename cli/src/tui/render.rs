@@ -47,9 +47,7 @@ pub fn draw(frame: &mut Frame, model: &ViewModel) {
     // At least one row inside the borders, and at most half the screen
     // unless the screen is too short for that.
     let peer_rows = u16::try_from(model.peers.len()).unwrap_or(u16::MAX);
-    let peer_height = peer_rows
-        .saturating_add(2)
-        .min((main.height / 2).max(3));
+    let peer_height = peer_rows.saturating_add(2).min((main.height / 2).max(3));
     let [peers, events] = if main.width < NARROW_WIDTH {
         Layout::vertical([Constraint::Length(peer_height), Constraint::Min(3)]).areas(main)
     } else {
@@ -101,8 +99,8 @@ fn draw_peers(frame: &mut Frame, model: &ViewModel, area: Rect) {
     frame.render_widget(list, area);
 }
 
-/// One row of the peers panel: who it is, the talking marker, the id, the
-/// name (cut to leave room for the badges) and the badges.
+/// Builds one row of the peers panel: who it is, the talking marker, the
+/// id, the name (cut to leave room for the badges) and the badges.
 fn peer_line(
     model: &ViewModel,
     peer: &RosterEntry,
@@ -110,8 +108,8 @@ fn peer_line(
     width: usize,
 ) -> Line<'static> {
     let self_muted = peer.is_self && (peer.muted || peer.server_muted);
-    // Others are talking when the server says so; this client's own entry
-    // follows the local capture level, as nobody hears it while muted.
+    // Others are talking when the server reports them. This client's own
+    // entry follows the local capture level, unless it is muted.
     let talking = if peer.is_self {
         !self_muted && model.send_level >= TALKING_LEVEL
     } else {

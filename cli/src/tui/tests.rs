@@ -218,7 +218,10 @@ fn long_ids_screen() {
 fn long_ids_in_full_on_wide_screen() {
     let text = screen(&long_id_room(), 200, 10);
     assert!(text.contains(" 3270902291614444 alice"), "{text}");
-    assert!(text.contains("18446744073709551615 a participant"), "{text}");
+    assert!(
+        text.contains("18446744073709551615 a participant"),
+        "{text}"
+    );
 }
 
 #[test]

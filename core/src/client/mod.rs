@@ -55,7 +55,7 @@ pub struct ClientConfig {
     pub opus: OpusSettings,
     /// Emit [`ClientEvent::TalkingChanged`] when the peers the server hears
     /// talking change. Off by default, because it can fire several times a
-    /// second; the roster's talking flags are kept either way.
+    /// second. The roster keeps its talking flags either way.
     pub report_talking: bool,
 }
 

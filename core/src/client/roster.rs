@@ -35,10 +35,10 @@
 //!   and new early mutes are dropped.
 //!
 //! A native server also reports which peers its VAD hears talking
-//! (`TalkingPeers`). The roster keeps the last report and shows a peer as
-//! talking only while it is listed there and is neither muted, force-muted
-//! nor blocked by this client, so a stale report never lights up a peer
-//! this client cannot hear.
+//! (`TalkingPeers`). The roster keeps the last report. It shows a peer as
+//! talking only while the report lists it and it is neither muted,
+//! force-muted nor blocked by this client, so a stale report never lights
+//! up a peer this client cannot hear.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -90,8 +90,8 @@ impl RosterEntry {
         }
     }
 
-    /// Whether this client can hear the peer at all: not itself, not
-    /// muted, not force-muted and not blocked.
+    /// Returns whether this client can hear the peer at all: not itself,
+    /// not muted, not force-muted and not blocked.
     fn is_audible_to_self(&self) -> bool {
         !self.is_self && !self.muted && !self.server_muted && !self.blocked
     }

@@ -154,7 +154,10 @@ impl Client {
     fn on_talking_peers(&mut self, client_ids: &[ClientId]) {
         let (changed, ignored) = self.roster.apply_talking(client_ids);
         if !ignored.is_empty() {
-            tracing::debug!(?ignored, "TalkingPeers ids that are not listed peers ignored");
+            tracing::debug!(
+                ?ignored,
+                "TalkingPeers ids that are not listed peers ignored"
+            );
         }
         if !changed {
             return;
@@ -418,8 +421,8 @@ mod tests {
         }
     }
 
-    /// A native client joined as id 1 with bob (7) and carol (9), outputs
-    /// drained.
+    /// Returns a native client joined as id 1 with bob (7) and carol (9),
+    /// its outputs drained.
     fn joined_client(report_talking: bool) -> Client {
         let mut config = ClientConfig::new("room", "me");
         config.report_talking = report_talking;

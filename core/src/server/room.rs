@@ -28,7 +28,7 @@ pub(crate) struct Room {
     pub members: BTreeMap<ClientId, Member>,
     pub host: Option<ClientId>,
     pub mixer: RoomMixer,
-    /// What each listener was last told about who is talking.
+    /// Who is talking, and what was last sent to each listener about it.
     pub talking: TalkingTracker,
 }
 

@@ -7,7 +7,7 @@
 //! never counts: the mixer does not decode it, and the tracker drops it at
 //! once when the mute arrives.
 //!
-//! Each listener sees the talking members it may hear: never itself, never
+//! Each listener is sent the talking members it may hear: never itself, never
 //! a member it blocked. A listener gets a message only when that view
 //! differs from the last one it was sent. A room sends at most one round
 //! of messages per [`MIN_REPORT_INTERVAL`], so each listener gets at most
@@ -28,7 +28,7 @@ pub const TALKING_HANGOVER: Duration = Duration::from_millis(300);
 /// The shortest time between two rounds of `TalkingPeers` in one room.
 pub const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Who in one room talks, and what each listener was last told.
+/// Who in one room talks, and what was last sent to each listener.
 #[derive(Debug, Default)]
 pub(crate) struct TalkingTracker {
     /// When each member's last voiced frame was mixed.
@@ -94,7 +94,10 @@ impl TalkingTracker {
             let view: Vec<ClientId> = view.collect();
             tracing::trace!(listener, talking = ?view, "talking peers changed");
             self.reported.insert(listener, view.clone());
-            out.push((member.conn, SignalMessage::TalkingPeers { client_ids: view }));
+            out.push((
+                member.conn,
+                SignalMessage::TalkingPeers { client_ids: view },
+            ));
             sent = true;
         }
 
@@ -156,9 +159,12 @@ mod tests {
         let mut tracker = TalkingTracker::default();
 
         let out = update_at(&mut tracker, 0, &[ALICE, BOB], &members);
-        assert_eq!(out, [(1, vec![BOB]), (2, vec![ALICE]), (3, vec![ALICE, BOB])]);
+        assert_eq!(
+            out,
+            [(1, vec![BOB]), (2, vec![ALICE]), (3, vec![ALICE, BOB])]
+        );
 
-        // The same speakers later: nothing new to say.
+        // The same speakers later: no message.
         assert!(update_at(&mut tracker, 1_000, &[ALICE, BOB], &members).is_empty());
     }
 
@@ -196,7 +202,10 @@ mod tests {
         assert_eq!(update_at(&mut tracker, 0, &[BOB], &members).len(), 2);
 
         for ms in (20..300).step_by(20) {
-            assert!(update_at(&mut tracker, ms, &[], &members).is_empty(), "{ms} ms");
+            assert!(
+                update_at(&mut tracker, ms, &[], &members).is_empty(),
+                "{ms} ms"
+            );
         }
         let out = update_at(&mut tracker, 300, &[], &members);
         assert_eq!(out, [(1, vec![]), (3, vec![])]);
@@ -305,7 +314,7 @@ mod tests {
         }
 
         impl Room {
-            /// A room with members on connections 0.. of the given
+            /// Opens a room with members on connections 0.. of the given
             /// dialects.
             fn new(dialects: &[Dialect]) -> Self {
                 let mut room = Room {
@@ -405,7 +414,7 @@ mod tests {
                 }
             }
 
-            /// The reports that connection `number` received.
+            /// Returns the reports that connection `number` received.
             fn reports_to(&self, number: u64) -> Vec<(u64, Vec<ClientId>)> {
                 self.reports
                     .iter()

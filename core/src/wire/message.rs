@@ -5,10 +5,10 @@
 //! wire format. Native extensions are appended from index 15 on and are
 //! never sent to, or accepted from, a legacy peer.
 //!
-//! Postcard numbers variants by their place in the enum, so an index that
-//! is reserved for an extension not yet merged is held by a placeholder
-//! variant of an uninhabited type: it can never be built, and
-//! [`decode_message`] rejects its index as unknown.
+//! Postcard numbers variants by their place in the enum. An index reserved
+//! for an extension that is not merged yet is therefore taken by a
+//! placeholder variant of an uninhabited type. That variant can never be
+//! built, and [`decode_message`] rejects its index as unknown.
 
 use serde::{Deserialize, Serialize};
 
@@ -406,6 +406,20 @@ mod tests {
         let body = encode_message(&empty, Dialect::Native).unwrap();
         assert_eq!(body, [17, 0]);
         assert_eq!(decode_message(&body, Dialect::Native), Ok(empty));
+    }
+
+    #[test]
+    fn talking_peers_matches_protocol_example() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![5, 300],
+        };
+        let body = encode_message(&message, Dialect::Native).unwrap();
+        assert_eq!(body, [0x11, 0x02, 0x05, 0xac, 0x02]);
+        assert_eq!(
+            encode_frame(&body),
+            [0x00, 0x00, 0x00, 0x05, 0x11, 0x02, 0x05, 0xac, 0x02]
+        );
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(message));
     }
 
     #[test]

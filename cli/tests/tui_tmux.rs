@@ -7,11 +7,16 @@
 //! tmux must be installed (`./dev test` installs it). Set
 //! `VOICEMCU_SKIP_TMUX_TEST=1` to skip this test where it cannot be.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "real processes run on the wall clock, so waits for them need deadlines from it"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_voicemcu");
 
@@ -269,11 +274,12 @@ struct Tmux {
 
 impl Tmux {
     fn start(dir: &Path, server: &Server) -> Tmux {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos());
+        // The temporary folder's random name keeps the socket unique.
+        let unique = dir.file_name().map_or_else(String::new, |name| {
+            name.to_string_lossy().trim_start_matches('.').to_string()
+        });
         let mut tmux = Tmux {
-            socket: format!("voicemcu-test-{}-{nanos}", std::process::id()),
+            socket: format!("voicemcu-test-{}-{unique}", std::process::id()),
             dir: dir.to_path_buf(),
             socket_path: None,
         };

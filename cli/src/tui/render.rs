@@ -47,7 +47,10 @@ pub fn draw(frame: &mut Frame, model: &ViewModel) {
     // At least one row inside the borders, and at most half the screen
     // unless the screen is too short for that.
     let peer_rows = u16::try_from(model.peers.len()).unwrap_or(u16::MAX);
-    let peer_height = peer_rows.saturating_add(2).min((main.height / 2).max(3));
+    let peer_height = peer_rows
+        .saturating_add(2)
+        .max(3)
+        .min((main.height / 2).max(3));
     let [peers, events] = if main.width < NARROW_WIDTH {
         Layout::vertical([Constraint::Length(peer_height), Constraint::Min(3)]).areas(main)
     } else {

@@ -99,6 +99,9 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
                 ..OpusSettings::default()
             },
             password,
+            // Only the terminal UI shows who is talking; headless output
+            // prints one line per event and would fill with them.
+            report_talking: interactive,
         },
         end_when_source_ends: args.input_wav.is_some() && args.seconds.is_none(),
     };

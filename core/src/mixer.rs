@@ -41,7 +41,7 @@ use crate::codec::{CodecError, Decoder, Encoder, OpusDecoder, OpusEncoder, OpusS
 use crate::ids::ClientId;
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::limiter::Limiter;
-use crate::vad::VoiceActivityDetector;
+use crate::vad::{frame_rms, VoiceActivityDetector};
 use crate::wire::MAX_AUDIO_PAYLOAD;
 
 /// Mixer settings shared by every room of a server.
@@ -102,6 +102,9 @@ struct Member {
     frame: Box<PcmFrame>,
     /// Whether `frame` counts in this tick's mixes.
     speaking: bool,
+    /// Whether `frame` itself reached the VAD threshold, as opposed to
+    /// passing in the gate's hangover.
+    voiced: bool,
     decode_errors: u64,
     encode_errors: u64,
 }
@@ -114,6 +117,7 @@ impl Member {
             vad: VoiceActivityDetector::new(config.vad_threshold),
             frame: Box::new(SILENCE),
             speaking: false,
+            voiced: false,
             decode_errors: 0,
             encode_errors: 0,
         })
@@ -124,6 +128,7 @@ impl Member {
     fn prepare(&mut self, id: ClientId, audible: bool) {
         let playout = self.jitter.pop();
         self.speaking = false;
+        self.voiced = false;
 
         let decoded = match playout {
             Playout::Silent => false,
@@ -143,6 +148,10 @@ impl Member {
 
         if decoded {
             self.speaking = self.vad.update(&self.frame);
+            // The RMS is computed again only while the gate is open.
+            let threshold = self.vad.threshold();
+            self.voiced =
+                self.speaking && (threshold == 0.0 || frame_rms(&self.frame) >= threshold);
         } else {
             self.vad.reset();
         }
@@ -186,6 +195,9 @@ pub struct RoomMixer {
     tick: u64,
     /// This tick's speakers, in ascending id order.
     speakers: Vec<ClientId>,
+    /// This tick's speakers whose frame reached the VAD threshold, in
+    /// ascending id order.
+    voiced: Vec<ClientId>,
     /// `frames[i]` holds the decoded frame of `speakers[i]`. The boxes are
     /// swapped with the members' own, so no frame is copied or allocated
     /// once the pool has grown to the largest number of speakers.
@@ -209,6 +221,7 @@ impl RoomMixer {
             encoders: BTreeMap::new(),
             tick: 0,
             speakers: Vec::new(),
+            voiced: Vec::new(),
             frames: Vec::new(),
             total: Box::new(SILENCE),
             mix: Box::new(SILENCE),
@@ -269,6 +282,7 @@ impl RoomMixer {
             encoders,
             tick,
             speakers,
+            voiced,
             frames,
             total,
             mix,
@@ -276,8 +290,12 @@ impl RoomMixer {
         } = self;
 
         speakers.clear();
+        voiced.clear();
         for (&id, member) in members.iter_mut() {
             member.prepare(id, policy.is_audible(id));
+            if member.voiced {
+                voiced.push(id);
+            }
             if member.speaking {
                 let slot = speakers.len();
                 if frames.len() == slot {
@@ -369,6 +387,13 @@ impl RoomMixer {
                 None => break,
             };
         }
+    }
+
+    /// Returns the members whose frame in the last tick reached the VAD
+    /// threshold (not counting the gate's hangover), in ascending id order. Only
+    /// members the policy let be heard are decoded, so only they appear.
+    pub fn voiced(&self) -> &[ClientId] {
+        &self.voiced
     }
 
     pub fn member_stats(&self, id: ClientId) -> Option<MemberStats> {
@@ -697,6 +722,26 @@ mod tests {
             assert!(harness.step(&policy).is_empty());
         }
         assert!(harness.mixer.member_stats(ALICE).unwrap().jitter.played > 30);
+    }
+
+    #[test]
+    fn voiced_excludes_hangover_and_muted() {
+        let mut harness = Harness::new(&[ALICE, BOB]);
+        harness.send_tone(ALICE, 500.0, 0.3);
+        harness.send_tone(BOB, 1_000.0, 0.3);
+        let mut policy = Policy::default();
+        policy.muted.insert(BOB);
+        harness.run(&policy, 10);
+        assert_eq!(harness.mixer.voiced(), [ALICE]);
+
+        // Alice drops below the threshold but keeps sending: the gate's
+        // hangover still mixes her, yet her frames are no longer voiced.
+        harness.send_tone(ALICE, 500.0, 0.001);
+        harness.run(&policy, 6);
+        assert!(harness.mixer.voiced().is_empty());
+        let heard_by_bob = harness.step(&policy);
+        assert_eq!(heard_by_bob.len(), 1, "alice is still in the hangover");
+        assert_eq!(heard_by_bob[0].speakers, [ALICE]);
     }
 
     #[test]

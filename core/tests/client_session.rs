@@ -276,7 +276,7 @@ fn malformed_bidi_frame_skipped() {
         lines(&out),
         [
             "protocol error: malformed message on the bidirectional stream ignored: \
-             unknown message variant 99 (this dialect knows 0 to 16)",
+             unknown message variant 99 (this dialect knows 0 to 17)",
             "protocol error: the server sent Leave, which only clients send; ignored",
             "bob (id 2) joined",
         ]

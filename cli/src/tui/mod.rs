@@ -7,6 +7,7 @@
 //! screen, and restores both on every exit, including a panic (through a
 //! panic hook) and an error.
 
+mod fit;
 pub mod model;
 pub mod render;
 

@@ -120,6 +120,13 @@ impl ViewModel {
                 self.peers.push(new_entry(*client_id, name));
                 self.peers.sort_by_key(|p| p.client_id);
             }
+            ClientEvent::TalkingChanged { talking } => {
+                for peer in &mut self.peers {
+                    peer.talking = talking.iter().any(|(id, _)| *id == peer.client_id);
+                }
+                // The peers panel shows it; logging it would flood the log.
+                return;
+            }
             ClientEvent::PeerLeft { client_id, .. } => {
                 self.peers.retain(|p| p.client_id != *client_id);
             }
@@ -135,6 +142,9 @@ impl ViewModel {
                     } else {
                         peer.muted = *muted;
                     }
+                    // The server reports the peer again if it still talks
+                    // once it may be heard.
+                    peer.talking = false;
                 }
             }
             ClientEvent::SelfMuted { muted } => {
@@ -160,6 +170,7 @@ impl ViewModel {
             ClientEvent::PeerBlocked { client_id, .. } => {
                 if let Some(peer) = self.peer_mut(*client_id) {
                     peer.blocked = true;
+                    peer.talking = false;
                 }
             }
             ClientEvent::PeerUnblocked { client_id, .. } => {
@@ -271,6 +282,7 @@ fn new_entry(client_id: ClientId, name: &str) -> RosterEntry {
         is_host: false,
         is_self: false,
         blocked: false,
+        talking: false,
     }
 }
 

@@ -1,5 +1,8 @@
 //! Drawing the view model: peers and events side by side (stacked on
 //! narrow terminals), a device status line, and the input line.
+//!
+//! Nothing drawn runs past its panel: event lines wrap, and names, ids and
+//! the status line are cut to fit with a `…` where text is left out.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -7,6 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, Paragraph};
 use ratatui::Frame;
 
+use voicemcu_core::client::RosterEntry;
+use voicemcu_core::ids::ClientId;
+
+use super::fit::{truncate, wrap, IdColumn};
 use super::model::{EventKind, ViewModel};
 
 /// Terminal width below which the peers panel goes above the events.
@@ -15,9 +22,18 @@ const NARROW_WIDTH: u16 = 80;
 /// Width of a level meter, in cells.
 const METER_CELLS: usize = 8;
 
-/// Level, as RMS fraction of full scale, above which someone counts as
-/// talking (about -40 dBFS).
+/// Level, as RMS fraction of full scale, above which this client counts as
+/// talking (about -40 dBFS, the server's default VAD threshold).
 const TALKING_LEVEL: f32 = 0.01;
+
+/// Shown before a participant who is talking.
+pub const TALKING_MARKER: &str = "●";
+
+/// Cells the id column may take at least, even on a narrow panel.
+const MIN_ID_CELLS: usize = 5;
+
+/// Cells a name keeps at least, even when its badges do not fit beside it.
+const MIN_NAME_CELLS: usize = 6;
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, model: &ViewModel) {
@@ -28,7 +44,13 @@ pub fn draw(frame: &mut Frame, model: &ViewModel) {
     ])
     .areas(frame.area());
 
-    let peer_height = (model.peers.len() as u16 + 2).clamp(3, main.height / 2);
+    // At least one row inside the borders, and at most half the screen
+    // unless the screen is too short for that.
+    let peer_rows = u16::try_from(model.peers.len()).unwrap_or(u16::MAX);
+    let peer_height = peer_rows
+        .saturating_add(2)
+        .max(3)
+        .min((main.height / 2).max(3));
     let [peers, events] = if main.width < NARROW_WIDTH {
         Layout::vertical([Constraint::Length(peer_height), Constraint::Min(3)]).areas(main)
     } else {
@@ -62,56 +84,15 @@ fn badge(text: &str, color: Color) -> Span<'static> {
 }
 
 fn draw_peers(frame: &mut Frame, model: &ViewModel, area: Rect) {
+    let inner_width = usize::from(area.width.saturating_sub(2));
+    let ids: Vec<ClientId> = model.peers.iter().map(|peer| peer.client_id).collect();
+    let id_column = IdColumn::fit(&ids, (inner_width / 3).max(MIN_ID_CELLS));
     let items: Vec<ListItem> = model
         .peers
         .iter()
-        .map(|peer| {
-            let marker = if peer.is_self { "▶ " } else { "  " };
-            let name_style = if peer.is_self {
-                Style::default().add_modifier(Modifier::BOLD)
-            } else {
-                Style::default()
-            };
-            let mut spans = vec![
-                Span::raw(marker),
-                Span::styled(
-                    format!("{:>4} ", peer.client_id),
-                    Style::default().fg(Color::DarkGray),
-                ),
-                Span::styled(peer.display_name.clone(), name_style),
-            ];
-            if peer.is_self {
-                spans.push(Span::raw(" (you)"));
-            }
-            if model.has_duplicate_name(peer) {
-                spans.push(badge("SAME NAME", Color::Yellow));
-            }
-            if peer.is_host {
-                spans.push(badge("HOST", Color::Cyan));
-            }
-            if peer.muted {
-                spans.push(badge("MUTE", Color::Yellow));
-            }
-            if peer.server_muted {
-                spans.push(badge("SILENCED", Color::Red));
-            }
-            if peer.blocked {
-                spans.push(badge("BLOCKED", Color::Magenta));
-            }
-            if peer.is_self && !peer.muted && !peer.server_muted {
-                let style = if model.send_level >= TALKING_LEVEL {
-                    Style::default().fg(Color::Green)
-                } else {
-                    Style::default().fg(Color::DarkGray)
-                };
-                spans.push(Span::styled(format!(" {}", meter(model.send_level)), style));
-            }
-            ListItem::new(Line::from(spans))
-        })
+        .map(|peer| ListItem::new(peer_line(model, peer, id_column, inner_width)))
         .collect();
 
-    // The server sends one mixed stream, so only the mix's level is known,
-    // not which peer in it is talking.
     let title = format!(
         " peers ({}) · hearing {} ",
         model.peers.len(),
@@ -121,28 +102,122 @@ fn draw_peers(frame: &mut Frame, model: &ViewModel, area: Rect) {
     frame.render_widget(list, area);
 }
 
+/// Builds one row of the peers panel: who it is, the talking marker, the
+/// id, the name (cut to leave room for the badges) and the badges.
+fn peer_line(
+    model: &ViewModel,
+    peer: &RosterEntry,
+    id_column: IdColumn,
+    width: usize,
+) -> Line<'static> {
+    let self_muted = peer.is_self && (peer.muted || peer.server_muted);
+    // Others are talking when the server reports them. This client's own
+    // entry follows the local capture level, unless it is muted.
+    let talking = if peer.is_self {
+        !self_muted && model.send_level >= TALKING_LEVEL
+    } else {
+        peer.talking && !peer.muted && !peer.server_muted && !peer.blocked
+    };
+
+    let mut badges = Vec::new();
+    if peer.is_self {
+        badges.push(Span::raw(" (you)"));
+    }
+    if model.has_duplicate_name(peer) {
+        badges.push(badge("SAME NAME", Color::Yellow));
+    }
+    if peer.is_host {
+        badges.push(badge("HOST", Color::Cyan));
+    }
+    if peer.muted {
+        badges.push(badge("MUTE", Color::Yellow));
+    }
+    if peer.server_muted {
+        badges.push(badge("SILENCED", Color::Red));
+    }
+    if peer.blocked {
+        badges.push(badge("BLOCKED", Color::Magenta));
+    }
+    if peer.is_self && !self_muted {
+        let style = if talking {
+            Style::default().fg(Color::Green)
+        } else {
+            Style::default().fg(Color::DarkGray)
+        };
+        badges.push(Span::styled(format!(" {}", meter(model.send_level)), style));
+    }
+
+    let marker = if peer.is_self { "▶ " } else { "  " };
+    let talking_marker = if talking {
+        Span::styled(
+            format!("{TALKING_MARKER} "),
+            Style::default()
+                .fg(Color::Green)
+                .add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::raw("  ")
+    };
+    let prefix_width = 4 + id_column.width() + 1;
+    let badges_width: usize = badges.iter().map(Span::width).sum();
+    let name_width = width
+        .saturating_sub(prefix_width + badges_width)
+        .max(MIN_NAME_CELLS);
+    let name_style = if peer.is_self {
+        Style::default().add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+
+    let mut spans = vec![
+        Span::raw(marker),
+        talking_marker,
+        Span::styled(
+            format!("{} ", id_column.format(peer.client_id)),
+            Style::default().fg(Color::DarkGray),
+        ),
+        Span::styled(truncate(&peer.display_name, name_width), name_style),
+    ];
+    spans.extend(badges);
+    Line::from(spans)
+}
+
+/// Draws the newest events that fit, each wrapped to the panel's width.
+/// Scrolling moves back by whole events.
 fn draw_events(frame: &mut Frame, model: &ViewModel, area: Rect) {
-    let visible = area.height.saturating_sub(2) as usize;
+    let visible = usize::from(area.height.saturating_sub(2));
+    let width = usize::from(area.width.saturating_sub(2));
     let end = model.events.len().saturating_sub(model.scroll);
-    let start = end.saturating_sub(visible);
-    let lines: Vec<Line> = model
-        .events
-        .range(start..end)
-        .map(|event| {
-            let style = match event.kind {
-                EventKind::Info => Style::default(),
-                EventKind::Warning => Style::default().fg(Color::Yellow),
-                EventKind::Error => Style::default().fg(Color::Red),
-            };
-            Line::styled(event.text.clone(), style)
-        })
-        .collect();
+
+    let mut rows: Vec<Line> = Vec::new();
+    for event in model.events.range(..end).rev() {
+        if rows.len() >= visible {
+            break;
+        }
+        let style = match event.kind {
+            EventKind::Info => Style::default(),
+            EventKind::Warning => Style::default().fg(Color::Yellow),
+            EventKind::Error => Style::default().fg(Color::Red),
+        };
+        let wrapped = wrap(&event.text, width);
+        rows.extend(
+            wrapped
+                .into_iter()
+                .rev()
+                .map(|row| Line::styled(row, style)),
+        );
+    }
+    rows.reverse();
+    // The oldest event shown may have rows above the panel's top.
+    let hidden = rows.len().saturating_sub(visible);
+    rows.drain(..hidden);
+
     let title = if model.scroll > 0 {
         format!(" events (scrolled back {}; End for newest) ", model.scroll)
     } else {
         " events ".to_string()
     };
-    let paragraph = Paragraph::new(lines).block(Block::bordered().title(title));
+    let paragraph = Paragraph::new(rows).block(Block::bordered().title(title));
     frame.render_widget(paragraph, area);
 }
 
@@ -157,10 +232,8 @@ fn draw_status(frame: &mut Frame, model: &ViewModel, area: Rect) {
     } else {
         &model.output_device
     };
-    let line = Line::styled(
-        format!(" {mic} | {speakers}"),
-        Style::default().fg(Color::DarkGray),
-    );
+    let text = truncate(&format!(" {mic} | {speakers}"), usize::from(area.width));
+    let line = Line::styled(text, Style::default().fg(Color::DarkGray));
     frame.render_widget(Paragraph::new(line), area);
 }
 

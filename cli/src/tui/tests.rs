@@ -18,6 +18,7 @@ fn entry(client_id: u32, name: &str) -> RosterEntry {
         is_host: false,
         is_self: false,
         blocked: false,
+        talking: false,
     }
 }
 
@@ -106,6 +107,161 @@ fn force_muted_self_screen() {
     assert!(model.silenced);
     assert!(model.peers.iter().any(|p| p.is_self && p.server_muted));
     insta::assert_snapshot!(screen(&model, 100, 24));
+}
+
+/// alice with bob and carol talking and dave silent, as the server
+/// reports them; carol is muted, which hides her marker.
+fn talking_room() -> ViewModel {
+    let mut model = ViewModel::new("alice", "friday", 100);
+    let mut alice = entry(2, "alice");
+    alice.is_self = true;
+    model.apply(&ClientEvent::RosterChanged {
+        entries: vec![alice, entry(5, "bob"), entry(9, "carol"), entry(12, "dave")],
+    });
+    model.apply(&ClientEvent::TalkingChanged {
+        talking: vec![(5, "bob".to_string()), (9, "carol".to_string())],
+    });
+    model.apply(&ClientEvent::PeerMuted {
+        client_id: 9,
+        name: "carol".to_string(),
+        muted: true,
+        by_host: false,
+    });
+    model.send_level = 0.001;
+    model
+}
+
+fn talking_ids(model: &ViewModel) -> Vec<u64> {
+    model
+        .peers
+        .iter()
+        .filter(|peer| peer.talking)
+        .map(|peer| peer.client_id)
+        .collect()
+}
+
+#[test]
+fn talking_indicator_screen() {
+    let model = talking_room();
+    assert_eq!(talking_ids(&model), [5]);
+    assert!(
+        model.events.iter().all(|e| !e.text.contains("talking")),
+        "talking changes are not logged"
+    );
+    insta::assert_snapshot!(screen(&model, 100, 12));
+}
+
+#[test]
+fn talking_cleared_by_block_and_report() {
+    let mut model = talking_room();
+    model.apply(&ClientEvent::PeerBlocked {
+        client_id: 5,
+        name: "bob".to_string(),
+    });
+    assert!(talking_ids(&model).is_empty());
+
+    model.apply(&ClientEvent::TalkingChanged {
+        talking: vec![(12, "dave".to_string())],
+    });
+    assert_eq!(talking_ids(&model), [12]);
+    model.apply(&ClientEvent::TalkingChanged { talking: vec![] });
+    assert!(talking_ids(&model).is_empty());
+}
+
+#[test]
+fn own_marker_follows_capture_level() {
+    let mut model = talking_room();
+    model.send_level = 0.2;
+    let row = |model: &ViewModel| {
+        screen(model, 100, 12)
+            .lines()
+            .find(|line| line.contains("alice (you)"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row(&model).contains("▶ ● "), "{}", row(&model));
+
+    model.apply(&ClientEvent::SelfMuted { muted: true });
+    assert!(!row(&model).contains('●'), "{}", row(&model));
+}
+
+/// Ids as a real server hands them out (16 digits, consecutive) and the
+/// largest a u64 holds (20 digits).
+fn long_id_room() -> ViewModel {
+    let mut model = ViewModel::new("alice", "friday", 100);
+    let mut alice = entry(0, "alice");
+    alice.client_id = 3_270_902_291_614_444;
+    alice.is_self = true;
+    alice.is_host = true;
+    let mut bob = entry(0, "bob");
+    bob.client_id = 3_270_902_291_614_445;
+    let mut max = entry(0, "a participant with a very long display name");
+    max.client_id = u64::MAX;
+    max.muted = true;
+    model.apply(&ClientEvent::RosterChanged {
+        entries: vec![alice, bob, max],
+    });
+    model
+}
+
+#[test]
+fn long_ids_screen() {
+    let model = long_id_room();
+    let text = screen(&model, 100, 10);
+    for line in text.lines() {
+        assert_eq!(line.chars().count(), 102, "{line}");
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn long_ids_in_full_on_wide_screen() {
+    let text = screen(&long_id_room(), 200, 10);
+    assert!(text.contains(" 3270902291614444 alice"), "{text}");
+    assert!(
+        text.contains("18446744073709551615 a participant"),
+        "{text}"
+    );
+}
+
+#[test]
+fn long_event_lines_screen() {
+    let mut model = ViewModel::new("alice", "friday", 100);
+    model.apply(&ClientEvent::Warning {
+        text: "the server rejected the command because it was sent too often; wait a \
+               second and try again, or type /help to list the commands"
+            .to_string(),
+    });
+    model.apply(&ClientEvent::PeerJoined {
+        client_id: u64::MAX,
+        name: "x".repeat(70),
+    });
+    model.apply(&ClientEvent::Notice {
+        text: "short line".to_string(),
+    });
+    insta::assert_snapshot!(screen(&model, 80, 14));
+}
+
+#[test]
+fn newest_event_shown_whole_when_panel_is_full() {
+    let mut model = ViewModel::new("alice", "friday", 100);
+    for n in 0..30 {
+        model.apply(&ClientEvent::Notice {
+            text: format!("event {n} with enough words to need a second row in a narrow panel"),
+        });
+    }
+    let text = screen(&model, 60, 12);
+    assert!(text.contains("event 29 with"), "{text}");
+    assert!(text.contains("narrow panel"), "{text}");
+    assert!(!text.contains("event 0 "), "{text}");
+}
+
+#[test]
+fn tiny_terminals_draw_without_panic() {
+    let model = typical_room();
+    for (width, height) in [(1, 1), (10, 4), (60, 8), (200, 8), (79, 6)] {
+        screen(&model, width, height);
+    }
 }
 
 #[test]

@@ -60,6 +60,12 @@ pub enum ClientEvent {
         client_id: ClientId,
         name: String,
     },
+    /// The set of peers shown as talking changed (native dialect). Holds
+    /// every peer talking now, as (id, name) in id order. Emitted only when
+    /// [`super::ClientConfig::report_talking`] is set.
+    TalkingChanged {
+        talking: Vec<(ClientId, String)>,
+    },
     /// The host removed the local client. The session is over.
     Kicked {
         reason: String,
@@ -201,6 +207,17 @@ impl fmt::Display for ClientEvent {
                     Peer(name, *client_id)
                 )
             }
+            ClientEvent::TalkingChanged { talking } => {
+                if talking.is_empty() {
+                    return f.write_str("nobody is talking");
+                }
+                f.write_str("talking:")?;
+                for (index, (client_id, name)) in talking.iter().enumerate() {
+                    let separator = if index == 0 { " " } else { ", " };
+                    write!(f, "{separator}{}", Peer(name, *client_id))?;
+                }
+                Ok(())
+            }
             ClientEvent::Kicked { reason } => write!(f, "kicked: {reason}"),
             ClientEvent::ServerError { message } => write!(f, "error from server: {message}"),
             ClientEvent::JoinRejected { message } => {
@@ -319,6 +336,16 @@ mod tests {
                     name,
                 },
                 "unblocked bob (id 7): you hear them again",
+            ),
+            (
+                ClientEvent::TalkingChanged {
+                    talking: vec![(7, "bob".to_string()), (9, "carol".to_string())],
+                },
+                "talking: bob (id 7), carol (id 9)",
+            ),
+            (
+                ClientEvent::TalkingChanged { talking: vec![] },
+                "nobody is talking",
             ),
             (
                 ClientEvent::Kicked {

@@ -57,6 +57,10 @@ pub struct ClientConfig {
     /// The first joiner's password becomes the room's. A legacy server
     /// cannot take one, so the client closes instead of joining without it.
     pub password: Option<String>,
+    /// Emit [`ClientEvent::TalkingChanged`] when the peers the server hears
+    /// talking change. Off by default, because it can fire several times a
+    /// second. The roster keeps its talking flags either way.
+    pub report_talking: bool,
 }
 
 impl ClientConfig {
@@ -69,6 +73,7 @@ impl ClientConfig {
             jitter: JitterConfig::default(),
             opus: OpusSettings::default(),
             password: None,
+            report_talking: false,
         }
     }
 }

@@ -33,6 +33,12 @@
 //! - Tombstones and held mutes are capped ([`MAX_TOMBSTONES`],
 //!   [`MAX_EARLY_MUTES`]). Past the cap the oldest tombstone is forgotten
 //!   and new early mutes are dropped.
+//!
+//! A native server also reports which peers its VAD hears talking
+//! (`TalkingPeers`). The roster keeps the last report. It shows a peer as
+//! talking only while the report lists it and it is neither muted,
+//! force-muted nor blocked by this client, so a stale report never lights
+//! up a peer this client cannot hear.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -64,6 +70,10 @@ pub struct RosterEntry {
     /// The local client blocked this participant. Only this client and the
     /// server know.
     pub blocked: bool,
+    /// The server's VAD hears this peer talking, as of its last
+    /// `TalkingPeers`. Always false for the local client, whose own level
+    /// is measured locally.
+    pub talking: bool,
 }
 
 impl RosterEntry {
@@ -76,7 +86,14 @@ impl RosterEntry {
             is_host: false,
             is_self: false,
             blocked: false,
+            talking: false,
         }
+    }
+
+    /// Returns whether this client can hear the peer at all: not itself,
+    /// not muted, not force-muted and not blocked.
+    fn is_audible_to_self(&self) -> bool {
+        !self.is_self && !self.muted && !self.server_muted && !self.blocked
     }
 }
 
@@ -198,6 +215,8 @@ pub struct Roster {
     /// Peers added by `ClientJoined` that no `RoomInfo` has listed since.
     unconfirmed: BTreeSet<ClientId>,
     early_mutes: BTreeMap<ClientId, EarlyMute>,
+    /// Listed peers in the server's last `TalkingPeers`.
+    reported_talking: BTreeSet<ClientId>,
 }
 
 impl Roster {
@@ -300,6 +319,8 @@ impl Roster {
             .entry(id)
             .or_insert_with(|| RosterEntry::new(id, name.to_string()));
         entry.is_self = true;
+        entry.talking = false;
+        self.reported_talking.remove(&id);
     }
 
     /// Takes the mute change held for `id` before its id was known, if any.
@@ -348,6 +369,7 @@ impl Roster {
                 is_host: info.is_host,
                 is_self: Some(info.client_id) == self.self_id,
                 blocked: self.blocked.contains(&info.client_id),
+                talking: false,
             };
             self.unconfirmed.remove(&info.client_id);
             self.early_mutes.remove(&info.client_id);
@@ -373,6 +395,10 @@ impl Roster {
                 self.entries.insert(id, entry);
             }
         }
+
+        self.reported_talking
+            .retain(|id| self.entries.contains_key(id));
+        self.refresh_talking();
 
         let mut changes = RoomInfoChanges {
             old_host,
@@ -426,6 +452,7 @@ impl Roster {
         self.unconfirmed.remove(&id);
         self.early_mutes.remove(&id);
         self.blocked.remove(&id);
+        self.reported_talking.remove(&id);
         self.entries.remove(&id)
     }
 
@@ -454,6 +481,7 @@ impl Roster {
             return MuteOutcome::Unchanged;
         }
         *flag = muted;
+        entry.talking = entry.is_audible_to_self() && self.reported_talking.contains(&id);
         MuteOutcome::Changed {
             name: entry.display_name.clone(),
         }
@@ -514,6 +542,46 @@ impl Roster {
         };
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.blocked = blocked;
+            entry.talking = entry.is_audible_to_self() && self.reported_talking.contains(&id);
+        }
+        changed
+    }
+
+    /// Replaces the set of peers the server hears talking with `ids`, from
+    /// a `TalkingPeers`. Ids that are not listed peers (this client, or an
+    /// id the roster does not contain) are ignored and returned. Returns
+    /// whether any entry's talking flag changed, and the ignored ids.
+    pub(crate) fn apply_talking(&mut self, ids: &[ClientId]) -> (bool, Vec<ClientId>) {
+        let mut ignored = Vec::new();
+        self.reported_talking.clear();
+        for &id in ids {
+            let listed = self.entries.contains_key(&id) && Some(id) != self.self_id;
+            if listed {
+                self.reported_talking.insert(id);
+            } else {
+                ignored.push(id);
+            }
+        }
+        (self.refresh_talking(), ignored)
+    }
+
+    /// Ids of the peers shown as talking, in ascending order.
+    pub fn talking(&self) -> Vec<ClientId> {
+        self.entries
+            .values()
+            .filter(|entry| entry.talking)
+            .map(|entry| entry.client_id)
+            .collect()
+    }
+
+    /// Sets every entry's talking flag from the last report and the
+    /// entry's own flags. Returns whether any flag changed.
+    fn refresh_talking(&mut self) -> bool {
+        let mut changed = false;
+        for (id, entry) in &mut self.entries {
+            let talking = entry.is_audible_to_self() && self.reported_talking.contains(id);
+            changed |= entry.talking != talking;
+            entry.talking = talking;
         }
         changed
     }
@@ -794,5 +862,80 @@ mod tests {
             roster.describe(),
             "alice (id 1, you), bob (id 2, host, muted by host, blocked)"
         );
+    }
+
+    fn talking_of(roster: &Roster) -> Vec<ClientId> {
+        roster.talking()
+    }
+
+    #[test]
+    fn talking_follows_reports() {
+        let mut roster = roster_of(&[(1, "me"), (7, "bob"), (9, "carol")]);
+        roster.set_self(1, "me");
+
+        assert_eq!(roster.apply_talking(&[9, 7]), (true, vec![]));
+        assert_eq!(talking_of(&roster), [7, 9]);
+        assert!(roster.get(7).unwrap().talking);
+
+        assert_eq!(roster.apply_talking(&[7, 9]), (false, vec![]));
+        assert_eq!(roster.apply_talking(&[9]), (true, vec![]));
+        assert_eq!(talking_of(&roster), [9]);
+        assert_eq!(roster.apply_talking(&[]), (true, vec![]));
+        assert!(talking_of(&roster).is_empty());
+    }
+
+    #[test]
+    fn talking_ignores_self_and_unknown_ids() {
+        let mut roster = roster_of(&[(1, "me"), (7, "bob")]);
+        roster.set_self(1, "me");
+
+        let (changed, ignored) = roster.apply_talking(&[1, 7, 42]);
+        assert!(changed);
+        assert_eq!(ignored, [1, 42]);
+        assert_eq!(talking_of(&roster), [7]);
+        assert!(!roster.self_entry().unwrap().talking);
+    }
+
+    #[test]
+    fn muted_or_blocked_peer_never_talking() {
+        let mut roster = roster_of(&[(1, "me"), (7, "bob"), (9, "carol")]);
+        roster.set_self(1, "me");
+        roster.apply_talking(&[7, 9]);
+
+        roster.set_peer_muted(7, true, false, false);
+        assert_eq!(talking_of(&roster), [9]);
+        roster.block(9);
+        assert!(talking_of(&roster).is_empty());
+
+        // A report that still lists them, sent before the server saw the
+        // change, lights neither up.
+        assert_eq!(roster.apply_talking(&[7, 9]), (false, vec![]));
+        roster.set_peer_muted(7, true, true, false);
+        roster.set_peer_muted(7, false, false, false);
+        assert!(talking_of(&roster).is_empty(), "force-muted");
+
+        // Unmuted and unblocked, they show as talking again while the last
+        // report lists them.
+        roster.set_peer_muted(7, false, true, false);
+        roster.unblock(9);
+        assert_eq!(talking_of(&roster), [7, 9]);
+    }
+
+    #[test]
+    fn talking_survives_room_info_and_departure() {
+        let mut roster = roster_of(&[(1, "me"), (7, "bob"), (9, "carol")]);
+        roster.set_self(1, "me");
+        roster.apply_talking(&[7, 9]);
+
+        roster.apply_room_info(&[info(1, "me"), info(7, "bob"), info(9, "carol")], false);
+        assert_eq!(talking_of(&roster), [7, 9]);
+
+        roster.remove_peer(9);
+        assert_eq!(talking_of(&roster), [7]);
+        roster.apply_room_info(&[info(1, "me")], false);
+        assert!(talking_of(&roster).is_empty());
+        // Bob comes back in a later list without a new report: not talking.
+        roster.apply_room_info(&[info(1, "me"), info(7, "bob")], false);
+        assert!(talking_of(&roster).is_empty());
     }
 }

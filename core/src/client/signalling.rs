@@ -148,6 +148,31 @@ impl Client {
                 });
                 self.close(format!("the server is shutting down: {reason}"));
             }
+            SignalMessage::TalkingPeers { client_ids } => self.on_talking_peers(&client_ids),
+        }
+    }
+
+    fn on_talking_peers(&mut self, client_ids: &[ClientId]) {
+        let (changed, ignored) = self.roster.apply_talking(client_ids);
+        if !ignored.is_empty() {
+            tracing::debug!(
+                ?ignored,
+                "TalkingPeers ids that are not listed peers ignored"
+            );
+        }
+        if !changed {
+            return;
+        }
+
+        let talking: Vec<ClientId> = self.roster.talking();
+        tracing::trace!(?talking, "talking peers changed");
+        if self.config.report_talking {
+            let talking = talking
+                .into_iter()
+                .filter_map(|id| self.roster.get(id))
+                .map(|entry| (entry.client_id, entry.display_name.clone()))
+                .collect();
+            self.emit(ClientEvent::TalkingChanged { talking });
         }
     }
 
@@ -379,4 +404,121 @@ impl Client {
 /// it; unchanged when nothing visible would be left.
 fn visible(text: &str) -> String {
     crate::text::sanitize(text, usize::MAX, "text").unwrap_or_else(|_| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientConfig, ClientInput, ClientOutput};
+    use crate::time::Instant;
+
+    fn info(client_id: ClientId, name: &str) -> ClientInfo {
+        ClientInfo {
+            client_id,
+            display_name: name.to_string(),
+            muted: false,
+            server_muted: false,
+            is_host: false,
+        }
+    }
+
+    /// Returns a native client joined as id 1 with bob (7) and carol (9),
+    /// its outputs drained.
+    fn joined_client(report_talking: bool) -> Client {
+        let mut config = ClientConfig::new("room", "me");
+        config.report_talking = report_talking;
+        let mut client = Client::new(config, Instant::ZERO).unwrap();
+        client.handle_input(
+            Instant::ZERO,
+            ClientInput::Connected {
+                dialect: Dialect::Native,
+            },
+        );
+        feed(&mut client, &SignalMessage::Joined { client_id: 1 });
+        feed(
+            &mut client,
+            &SignalMessage::RoomInfo {
+                clients: vec![info(1, "me"), info(7, "bob"), info(9, "carol")],
+            },
+        );
+        drain_events(&mut client);
+        client
+    }
+
+    fn feed(client: &mut Client, message: &SignalMessage) {
+        let body = wire::encode_message(message, Dialect::Native).unwrap();
+        client.handle_input(
+            Instant::ZERO,
+            ClientInput::StreamData(&wire::encode_frame(&body)),
+        );
+    }
+
+    fn talking(client: &mut Client, ids: &[ClientId]) -> Vec<ClientEvent> {
+        feed(
+            client,
+            &SignalMessage::TalkingPeers {
+                client_ids: ids.to_vec(),
+            },
+        );
+        drain_events(client)
+    }
+
+    fn drain_events(client: &mut Client) -> Vec<ClientEvent> {
+        let mut events = Vec::new();
+        while let Some(output) = client.poll_output() {
+            if let ClientOutput::Event(event) = output {
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn talking_peers_reported_on_change() {
+        let mut client = joined_client(true);
+
+        let events = talking(&mut client, &[7]);
+        assert_eq!(
+            events,
+            [ClientEvent::TalkingChanged {
+                talking: vec![(7, "bob".to_string())]
+            }]
+        );
+        assert!(client.roster().get(7).unwrap().talking);
+
+        assert!(talking(&mut client, &[7]).is_empty(), "no change, no event");
+        let events = talking(&mut client, &[]);
+        assert_eq!(events, [ClientEvent::TalkingChanged { talking: vec![] }]);
+    }
+
+    #[test]
+    fn talking_events_off_by_default() {
+        let mut client = joined_client(false);
+        assert!(talking(&mut client, &[7, 9]).is_empty());
+        assert_eq!(client.roster().talking(), [7, 9]);
+    }
+
+    #[test]
+    fn blocked_peer_never_reported_talking() {
+        let mut client = joined_client(true);
+        client.handle_input(Instant::ZERO, ClientInput::Command("/block bob"));
+        drain_events(&mut client);
+
+        let events = talking(&mut client, &[7, 9]);
+        assert_eq!(
+            events,
+            [ClientEvent::TalkingChanged {
+                talking: vec![(9, "carol".to_string())]
+            }]
+        );
+        assert!(!client.roster().get(7).unwrap().talking);
+    }
+
+    #[test]
+    fn own_id_and_strangers_in_report_ignored() {
+        let mut client = joined_client(true);
+        let events = talking(&mut client, &[1, 1234]);
+        assert!(events.is_empty(), "{events:?}");
+        assert!(client.roster().talking().is_empty());
+    }
 }

@@ -15,6 +15,7 @@ mod config;
 mod event;
 mod mix_log;
 mod room;
+mod talking;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
 pub use mix_log::MixRecord;
 use room::{Member, Room, RoomPolicy};
+pub use talking::{MIN_REPORT_INTERVAL as MIN_TALKING_REPORT_INTERVAL, TALKING_HANGOVER};
 
 /// How long a connection may stay open without sending `Join`.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -1037,10 +1039,12 @@ impl Server {
         }
     }
 
-    /// Runs one 20 ms mixer tick in every room and queues the datagrams.
+    /// Runs one 20 ms mixer tick in every room and queues the datagrams
+    /// and any talking-indicator updates.
     fn mix_tick(&mut self, at: Instant) {
         self.ticks = self.ticks.wrapping_add(1);
         let timestamp = (self.ticks.wrapping_mul(FRAME_SAMPLES as u64)) as u32;
+        let mut talking_updates = Vec::new();
 
         for room in self.rooms.values_mut() {
             self.mixed.clear();
@@ -1048,6 +1052,18 @@ impl Server {
                 members: &room.members,
             };
             room.mixer.mix(&policy, &mut self.mixed);
+            let connections = &self.connections;
+            room.talking.update(
+                at,
+                room.mixer.voiced(),
+                &room.members,
+                |conn| {
+                    connections
+                        .get(&conn)
+                        .is_some_and(|connection| connection.dialect == Dialect::Native)
+                },
+                &mut talking_updates,
+            );
 
             for frame in self.mixed.drain(..) {
                 let Some(member) = room.members.get(&frame.listener) else {
@@ -1075,6 +1091,10 @@ impl Server {
                     datagram: encode_datagram(header, &frame.packet),
                 });
             }
+        }
+
+        for (conn, message) in talking_updates {
+            self.send(conn, &message, Delivery::Push);
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::talking::TalkingTracker;
 use crate::ids::{ClientId, ConnectionId};
 use crate::mixer::{MixPolicy, RoomMixer};
 use crate::wire::ClientInfo;
@@ -30,6 +31,8 @@ pub(crate) struct Room {
     /// The password the first joiner set, which every later joiner must
     /// present. `None` for a room anyone who knows the code may join.
     pub password: Option<String>,
+    /// Who is talking, and what was last sent to each listener about it.
+    pub talking: TalkingTracker,
 }
 
 impl Room {
@@ -40,6 +43,7 @@ impl Room {
             host: None,
             mixer,
             password,
+            talking: TalkingTracker::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use super::{Dialect, WireError};
 pub(super) const LAST_LEGACY_VARIANT: u32 = 14;
 
 /// The index of the last native extension.
-pub(super) const LAST_NATIVE_VARIANT: u32 = 16;
+pub(super) const LAST_NATIVE_VARIANT: u32 = 17;
 
 /// One participant as a roster lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,19 +80,25 @@ pub enum SignalMessage {
         message: String,
     },
 
-    // Native extensions, server to client.
-    /// The server is going away. Legacy peers get an `Error` instead.
+    // Native extensions, in index order.
+    /// 15, server to client: the server is going away. Legacy peers get an
+    /// `Error` instead.
     ShuttingDown {
         reason: String,
     },
 
-    // Native extensions, client to server.
-    /// `Join` with a room password. The first joiner's password becomes the
+    /// 16, client to server: `Join` with a room password. The first joiner's password becomes the
     /// room's, and later joiners must present the same one.
     JoinWithPassword {
         room_code: String,
         display_name: String,
         password: String,
+    },
+    /// 17, server to client: the room members this listener may hear whom
+    /// the server's VAD now hears talking, in ascending id order. Sent only
+    /// when that set changes, and never to a legacy peer.
+    TalkingPeers {
+        client_ids: Vec<u64>,
     },
 }
 
@@ -117,6 +123,7 @@ impl SignalMessage {
             SignalMessage::Error { .. } => "Error",
             SignalMessage::ShuttingDown { .. } => "ShuttingDown",
             SignalMessage::JoinWithPassword { .. } => "JoinWithPassword",
+            SignalMessage::TalkingPeers { .. } => "TalkingPeers",
         }
     }
 
@@ -139,7 +146,9 @@ impl SignalMessage {
     pub fn is_legacy(&self) -> bool {
         !matches!(
             self,
-            SignalMessage::ShuttingDown { .. } | SignalMessage::JoinWithPassword { .. }
+            SignalMessage::ShuttingDown { .. }
+                | SignalMessage::JoinWithPassword { .. }
+                | SignalMessage::TalkingPeers { .. }
         )
     }
 }
@@ -361,7 +370,7 @@ mod tests {
         );
         assert_eq!(
             decode_message(&[99], Dialect::Native),
-            Err(WireError::UnknownVariant { index: 99, max: 16 })
+            Err(WireError::UnknownVariant { index: 99, max: 17 })
         );
         assert_eq!(
             decode_message(&[0, 1, 0xff, 0], Dialect::Legacy),
@@ -377,6 +386,83 @@ mod tests {
         ));
         assert!(matches!(
             decode_message(&[2, 7], Dialect::Legacy),
+            Err(WireError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn native_variant_indices() {
+        let cases: Vec<(SignalMessage, u8)> = vec![
+            (
+                SignalMessage::ShuttingDown {
+                    reason: String::new(),
+                },
+                15,
+            ),
+            (SignalMessage::TalkingPeers { client_ids: vec![] }, 17),
+        ];
+        for (message, index) in cases {
+            let body = encode_message(&message, Dialect::Native).unwrap();
+            assert_eq!(body[0], index, "{}", message.name());
+        }
+    }
+
+    #[test]
+    fn talking_peers_byte_layout_and_roundtrip() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![5, 300, u64::MAX],
+        };
+        let body = encode_message(&message, Dialect::Native).unwrap();
+        let mut expected = vec![17, 3, 5, 0xac, 0x02];
+        expected.extend([0xff; 9]);
+        expected.push(0x01);
+        assert_eq!(body, expected);
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(message));
+
+        let empty = SignalMessage::TalkingPeers { client_ids: vec![] };
+        let body = encode_message(&empty, Dialect::Native).unwrap();
+        assert_eq!(body, [17, 0]);
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(empty));
+    }
+
+    #[test]
+    fn talking_peers_matches_protocol_example() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![5, 300],
+        };
+        let body = encode_message(&message, Dialect::Native).unwrap();
+        assert_eq!(body, [0x11, 0x02, 0x05, 0xac, 0x02]);
+        assert_eq!(
+            encode_frame(&body),
+            [0x00, 0x00, 0x00, 0x05, 0x11, 0x02, 0x05, 0xac, 0x02]
+        );
+        assert_eq!(decode_message(&body, Dialect::Native), Ok(message));
+    }
+
+    #[test]
+    fn talking_peers_not_in_legacy() {
+        let message = SignalMessage::TalkingPeers {
+            client_ids: vec![1],
+        };
+        assert!(!message.is_legacy());
+        assert!(!message.is_client_to_server());
+        assert_eq!(
+            encode_message(&message, Dialect::Legacy),
+            Err(WireError::NotInDialect {
+                variant: "TalkingPeers"
+            })
+        );
+        assert_eq!(
+            decode_message(&[17, 1, 1], Dialect::Legacy),
+            Err(WireError::UnknownVariant { index: 17, max: 14 })
+        );
+    }
+
+    #[test]
+    fn truncated_talking_peers_rejected() {
+        // Two ids announced, one present.
+        assert!(matches!(
+            decode_message(&[17, 2, 5], Dialect::Native),
             Err(WireError::Malformed { .. })
         ));
     }

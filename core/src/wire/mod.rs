@@ -43,7 +43,8 @@ impl Dialect {
         }
     }
 
-    /// The highest message variant index this dialect accepts.
+    /// The highest message variant index this dialect accepts. A native
+    /// index below it that is still unassigned is rejected as well.
     pub fn max_variant(self) -> u32 {
         match self {
             Dialect::Legacy => message::LAST_LEGACY_VARIANT,

@@ -159,15 +159,11 @@ pub struct ClientArgs {
     /// becomes the room's; later joiners must give the same one. Prefer the
     /// environment variable or --password-file: other local users can read
     /// a process's command line.
-    #[arg(
-        long,
-        env = "VOICEMCU_ROOM_PASSWORD",
-        hide_env_values = true,
-        conflicts_with = "password_file"
-    )]
+    #[arg(long, env = "VOICEMCU_ROOM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
-    /// File whose first line is the room password.
+    /// File whose first line is the room password; it wins over
+    /// --password and VOICEMCU_ROOM_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 }

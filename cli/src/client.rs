@@ -433,9 +433,9 @@ async fn read_commands(commands: mpsc::Sender<String>) {
 /// variable) or the first line of --password-file, checked against what the
 /// server accepts so a bad one fails before connecting.
 fn room_password(args: &ClientArgs) -> anyhow::Result<Option<String>> {
-    let password = match (&args.password, &args.password_file) {
-        (Some(password), _) => password.clone(),
-        (None, Some(path)) => {
+    let password = match (&args.password_file, &args.password) {
+        (None, Some(password)) => password.clone(),
+        (Some(path), _) => {
             let text = std::fs::read_to_string(path).with_context(|| {
                 format!(
                     "could not read the room password from --password-file {}",

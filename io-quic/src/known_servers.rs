@@ -196,6 +196,11 @@ impl KnownServers {
             .open(&self.path)
             .map_err(write_error)?;
         let mut text = String::new();
+        if ends_without_newline(&self.path) {
+            // A hand-edited file whose last line has no newline: without
+            // one here the new entry would join that line.
+            text.push('\n');
+        }
         if new_file {
             text.push_str(
                 "# Servers voicemcu has trusted: HOST:PORT and the SHA-256 fingerprint\n\
@@ -361,6 +366,21 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
+/// Returns whether the file at `path` is non-empty and its last byte is not
+/// a newline. A file that cannot be read counts as ending in one.
+fn ends_without_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if file.seek(SeekFrom::End(-1)).is_err() {
+        return false;
+    }
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last).is_ok() && last[0] != b'\n'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +426,21 @@ mod tests {
         assert_eq!(reloaded.check("host:1", b), Verdict::Changed { stored: a });
         assert_eq!(reloaded.check("host:2", a), Verdict::New);
         assert!(store.add("host:1", b).is_err());
+    }
+
+    #[test]
+    fn add_after_line_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_servers");
+        std::fs::write(&path, format!("edited:1 {HEX_A}")).unwrap();
+        let mut store = KnownServers::load(&path).unwrap();
+        let b = Fingerprint::parse(HEX_B).unwrap();
+
+        store.add("host:2", b).unwrap();
+        let reloaded = KnownServers::load(&path).unwrap();
+        let a = Fingerprint::parse(HEX_A).unwrap();
+        assert_eq!(reloaded.check("edited:1", a), Verdict::Known);
+        assert_eq!(reloaded.check("host:2", b), Verdict::Known);
     }
 
     #[test]

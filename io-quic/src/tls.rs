@@ -242,10 +242,22 @@ impl Identity {
         Ok(Identity { cert_chain, key })
     }
 
+    /// Writes a new pair. Both files are written and synced under temporary
+    /// names first and then renamed, so a server stopped mid-way leaves
+    /// either both files or neither, never a certificate without its key.
     fn create(cert_path: &Path, key_path: &Path) -> Result<Identity, TlsError> {
         let generated = generate_pem()?;
-        write_new_file(cert_path, generated.cert.as_bytes(), false)?;
-        write_new_file(key_path, generated.key.as_bytes(), true)?;
+        let cert_temp = temporary_path(cert_path);
+        let key_temp = temporary_path(key_path);
+        write_new_file(&key_temp, generated.key.as_bytes(), true)?;
+        write_new_file(&cert_temp, generated.cert.as_bytes(), false)?;
+
+        for (temp, path) in [(&key_temp, key_path), (&cert_temp, cert_path)] {
+            fs::rename(temp, path).map_err(|source| TlsError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
         Ok(generated.identity)
     }
 
@@ -304,6 +316,15 @@ fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// Creates `path` (and its missing parent directories) and writes
 /// `contents`, failing if the file already exists. A `private` file gets
 /// mode 0600 on Unix.
+/// Returns the name a new file is written under before it is renamed to
+/// `path`: hidden, in the same directory, so the rename stays atomic.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "voicemcu".into(), |name| name.to_string_lossy());
+    path.with_file_name(format!(".{name}.new"))
+}
+
 fn write_new_file(path: &Path, contents: &[u8], private: bool) -> Result<(), TlsError> {
     let write_error = |source| TlsError::Write {
         path: path.to_owned(),
@@ -312,6 +333,11 @@ fn write_new_file(path: &Path, contents: &[u8], private: bool) -> Result<(), Tls
 
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).map_err(write_error)?;
+    }
+
+    // A temporary file left by a start that was stopped mid-way.
+    if path.exists() {
+        fs::remove_file(path).map_err(write_error)?;
     }
 
     let mut options = fs::OpenOptions::new();

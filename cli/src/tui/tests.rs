@@ -339,3 +339,22 @@ fn keys_map_to_actions() {
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     assert_eq!(model.handle_key(ctrl_c), Action::Leave);
 }
+
+#[test]
+fn tiny_terminals_render_without_panic() {
+    // A window shrunk mid-call can reach any size; drawing must never
+    // panic, however little fits.
+    let model = typical_room();
+    for (width, height) in [
+        (80, 0),
+        (80, 1),
+        (80, 6),
+        (80, 8),
+        (200, 8),
+        (1, 30),
+        (20, 3),
+    ] {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|frame| draw(frame, &model)).unwrap();
+    }
+}

@@ -60,6 +60,11 @@ impl BanList {
     }
 }
 
+/// Returns whether a ban of `a` would also cover `b`.
+pub(crate) fn same_ban_address(a: IpAddr, b: IpAddr) -> bool {
+    ban_key(a) == ban_key(b)
+}
+
 /// The address a ban applies to: the IPv4 address, or the /64 prefix of an
 /// IPv6 address, because one host usually controls a whole /64.
 fn ban_key(peer: IpAddr) -> IpAddr {

@@ -38,7 +38,7 @@ use crate::wire::{
 };
 
 pub use access::MAX_PASSWORD_LEN;
-use access::{password_matches, BanList};
+use access::{password_matches, same_ban_address, BanList};
 pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
 pub use mix_log::MixRecord;
@@ -749,7 +749,7 @@ impl Server {
             .room_of(conn)
             .map(|room| room.code.clone())
             .unwrap_or_default();
-        self.ban_kicked(now, &room_code, target_conn);
+        self.ban_kicked(now, &room_code, conn, target_conn);
         self.event(ServerEvent::Kicked {
             room: room_code,
             host: client,
@@ -827,8 +827,16 @@ impl Server {
     }
 
     /// Bans the address of `target_conn` from `room` for
-    /// [`ServerConfig::kick_ban`], and drops bans that have ended.
-    fn ban_kicked(&mut self, now: Instant, room: &str, target_conn: ConnectionId) {
+    /// [`ServerConfig::kick_ban`], and drops bans that have ended. A target
+    /// that shares the host's address (the same household behind one NAT)
+    /// is not banned, because the ban would lock the host out too.
+    fn ban_kicked(
+        &mut self,
+        now: Instant,
+        room: &str,
+        host_conn: ConnectionId,
+        target_conn: ConnectionId,
+    ) {
         let ban = self.config.kick_ban;
         if ban.is_zero() {
             return;
@@ -836,6 +844,11 @@ impl Server {
         let Some(peer) = self.connections.get(&target_conn).map(|c| c.peer) else {
             return;
         };
+        let host_peer = self.connections.get(&host_conn).map(|c| c.peer);
+        if host_peer.is_some_and(|host| same_ban_address(host.ip(), peer.ip())) {
+            debug!(room, %peer, "kicked client shares the host's address; not banned");
+            return;
+        }
         self.bans.prune(now);
         self.bans.ban(room, peer.ip(), now + ban);
         debug!(room, %peer, seconds = ban.as_secs(), "address banned from room after a kick");

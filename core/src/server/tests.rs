@@ -1048,3 +1048,16 @@ fn zero_kick_ban_disables_ban() {
     h.join(3, Dialect::Native, "room", "target");
     assert_eq!(h.server.roster("room").unwrap().len(), 2);
 }
+
+#[test]
+fn kick_from_host_address_not_banned() {
+    let mut h = Harness::new();
+    let (host, _) = h.join(1, Dialect::Native, "room", "host");
+    let (_, housemate) = h.join(2, Dialect::Native, "room", "housemate");
+    h.send(host, SignalMessage::Kick { target: housemate });
+    h.drain();
+
+    // Both came from 127.0.0.1: a ban would keep the host's household out.
+    h.join(3, Dialect::Native, "room", "housemate");
+    assert_eq!(h.server.roster("room").unwrap().len(), 2);
+}

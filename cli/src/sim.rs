@@ -1,5 +1,5 @@
-//! `voicemcu sim`: lists and runs the deterministic network simulations in
-//! `voicemcu_sim::turmoil`.
+//! `voicemcu sim`: lists, runs and soaks the deterministic network
+//! simulations in `voicemcu_sim::turmoil`.
 
 use std::process::ExitCode;
 
@@ -19,6 +19,9 @@ pub enum SimCommand {
     List,
     /// Run one scenario with a seed and check its invariants.
     Run(RunArgs),
+    /// Run scenarios over a range of seeds and report every seed that
+    /// breaks an invariant.
+    Soak(SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +39,20 @@ pub struct RunArgs {
     pub trace: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Scenarios to run; every scenario when none is given.
+    pub scenarios: Vec<String>,
+
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
+
+    /// How many seeds to run, from `--from` on.
+    #[arg(long, default_value_t = 1000)]
+    pub seeds: u64,
+}
+
 /// Runs `voicemcu sim`. A scenario whose invariants break prints why, with
 /// the command that reproduces it, and exits with status 1.
 ///
@@ -50,6 +67,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SimCommand::Run(run) => run_one(&run),
+        SimCommand::Soak(soak) => run_soak(&soak),
     }
 }
 
@@ -79,4 +97,44 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Runs every chosen scenario over the seed range, one line per failure,
+/// and a count at the end. An unknown scenario stops the soak; a run that
+/// breaks an invariant or fails to run counts as a failure.
+fn run_soak(args: &SoakArgs) -> anyhow::Result<ExitCode> {
+    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+        list_scenarios().into_iter().map(str::to_owned).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    let last = args.from.saturating_add(args.seeds);
+
+    let mut runs = 0u64;
+    let mut failures = 0u64;
+    for scenario in &scenarios {
+        for seed in args.from..last {
+            runs += 1;
+            match run_scenario(scenario, seed) {
+                Ok(_) => {}
+                Err(error @ SimError::UnknownScenario { .. }) => return Err(error.into()),
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("voicemcu: {error}");
+                }
+            }
+        }
+        println!(
+            "{scenario}: seeds {} to {} done, {failures} failed runs so far",
+            args.from,
+            last - 1
+        );
+    }
+
+    println!("{runs} runs, {failures} broke an invariant");
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -49,6 +49,15 @@ pub const MAX_CLIENT_BIDI_STREAMS: u32 = 1;
 /// audio datagrams, far more than a well-behaved sender ever has queued.
 pub const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
 
+/// Bytes of outgoing datagrams quinn queues per connection while the
+/// congestion window is full; beyond it quinn drops the oldest. About
+/// twenty audio datagrams (400 ms): audio queued longer than a jitter
+/// buffer keeps is worth less than the audio behind it. quinn's default of
+/// 1 MiB keeps everything sent during an outage, and the queue then delays
+/// every later datagram of the connection for good, because audio arrives
+/// at the rate the link drains it.
+pub const DATAGRAM_SEND_BUFFER: usize = 2 * 1024;
+
 /// The idle timeout that voicemcu 0.1 and our client advertise. The idle
 /// timeout a connection negotiates is the smaller of the two sides', so it
 /// is at most this for every client we know of.
@@ -116,6 +125,7 @@ fn base_transport() -> TransportConfig {
     let mut transport = TransportConfig::default();
     transport
         .mtu_discovery_config(Some(mtu))
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
         .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(
             IDLE_TIMEOUT.as_millis() as u32,
         ))));

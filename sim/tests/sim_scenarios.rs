@@ -3,13 +3,17 @@
 
 use voicemcu_sim::turmoil::{list_scenarios, run_scenario, SimError};
 
-/// Seeds each scenario runs with. Each run takes a few seconds of CPU in a
-/// debug build, so the set stays small.
+/// Seeds the short scenarios run with. Each run takes a few seconds of CPU
+/// in a debug build, so the set stays small; `voicemcu sim soak` runs
+/// thousands.
 const SEEDS: [u64; 3] = [1, 2, 3];
 
-fn run_all_seeds(scenario: &str) {
-    for seed in SEEDS {
-        if let Err(error) = run_scenario(scenario, seed) {
+/// Seeds of the scenarios that simulate 15 s or more.
+const LONG_SEEDS: [u64; 1] = [1];
+
+fn run_seeds(scenario: &str, seeds: &[u64]) {
+    for seed in seeds {
+        if let Err(error) = run_scenario(scenario, *seed) {
             panic!("{error}");
         }
     }
@@ -17,22 +21,89 @@ fn run_all_seeds(scenario: &str) {
 
 #[test]
 fn clean_scenario_holds() {
-    run_all_seeds("clean");
+    run_seeds("clean", &SEEDS);
 }
 
 #[test]
 fn lossy_scenario_holds() {
-    run_all_seeds("lossy");
+    run_seeds("lossy", &SEEDS);
 }
 
 #[test]
 fn partition_scenario_holds() {
-    run_all_seeds("partition");
+    run_seeds("partition", &SEEDS);
+}
+
+#[test]
+fn bursty_scenario_holds() {
+    run_seeds("bursty", &SEEDS);
+}
+
+#[test]
+fn duplicate_scenario_holds() {
+    run_seeds("duplicate", &SEEDS);
+}
+
+#[test]
+fn vanish_scenario_holds() {
+    run_seeds("vanish", &LONG_SEEDS);
+}
+
+#[test]
+fn silence_scenario_holds() {
+    run_seeds("silence", &LONG_SEEDS);
+}
+
+#[test]
+fn rebind_scenario_holds() {
+    run_seeds("rebind", &SEEDS);
+}
+
+#[test]
+fn restart_scenario_holds() {
+    run_seeds("restart", &LONG_SEEDS);
+}
+
+#[test]
+fn moderation_scenario_holds() {
+    run_seeds("moderation", &SEEDS[..2]);
+}
+
+#[test]
+fn churn_scenario_holds() {
+    run_seeds("churn", &SEEDS[..2]);
+}
+
+#[test]
+fn host_churn_scenario_holds() {
+    run_seeds("host-churn", &SEEDS[..2]);
+}
+
+#[test]
+fn legacy_host_churn_scenario_holds() {
+    run_seeds("legacy-host-churn", &LONG_SEEDS);
 }
 
 #[test]
 fn scenario_list_names_each_once() {
-    assert_eq!(list_scenarios(), vec!["clean", "lossy", "partition"]);
+    assert_eq!(
+        list_scenarios(),
+        vec![
+            "clean",
+            "lossy",
+            "partition",
+            "bursty",
+            "duplicate",
+            "vanish",
+            "silence",
+            "rebind",
+            "restart",
+            "moderation",
+            "churn",
+            "host-churn",
+            "legacy-host-churn",
+        ]
+    );
 }
 
 #[test]

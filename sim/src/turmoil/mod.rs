@@ -8,9 +8,12 @@
 //!   tokio timers, spawn and clock, which turmoil advances.
 //! - [`world`] puts io-quic's `QuicServer` on a `server` host and
 //!   `run_client_on` on one host per participant, each sending a tone.
-//! - [`scenario`] describes conferences and the faults injected into them;
-//!   [`invariants`] judges what happened from decoded audio ([`tones`])
-//!   and from the rosters each side reported ([`roster`]).
+//! - [`scenario`] describes conferences and the faults injected into them,
+//!   [`catalog`] contains the built-in ones and [`link_faults`] the loss and
+//!   duplication each socket applies. [`invariants`] judges what happened
+//!   from decoded audio ([`tones`], and the markers of [`marked_tone`]
+//!   for [`delay`]), from the rosters each side reported ([`roster`],
+//!   [`divergence`]) and from the server's log ([`server_state`]).
 //! - [`trace`] records a simulated-time-stamped event trace whose hash is
 //!   the same every time a scenario runs with the same seed.
 //!
@@ -33,11 +36,17 @@
 //! invariants depend on that order; `sim_determinism` checks that the
 //! trace hash repeats.
 
+pub mod catalog;
+pub mod delay;
+pub mod divergence;
 pub mod identity;
 pub mod invariants;
+pub mod link_faults;
+pub mod marked_tone;
 pub mod roster;
 pub mod runtime;
 pub mod scenario;
+pub mod server_state;
 pub mod socket;
 pub mod tones;
 pub mod trace;
@@ -53,9 +62,11 @@ pub use scenario::{Conference, Scenario};
 pub use socket::SimUdpSocket;
 
 use crate::memory::MemorySink;
-use invariants::{heard_fraction, partition_spans, resumed_at};
+use delay::{measure_markers, FrameLevels, MarkerDelay};
+use invariants::{heard_fraction, judged_delays, outages};
+use link_faults::LossModel;
 use roster::{server_rosters, ClientView};
-use scenario::Latency;
+use scenario::{Fault, Latency};
 use trace::{format_sim_time, hash_trace, Recorder, ServerLogCapture};
 
 /// Returns the command that reruns `scenario` with `seed`.
@@ -120,7 +131,7 @@ pub struct ScenarioOutcome {
 
 /// Returns the names of the built-in scenarios.
 pub fn list_scenarios() -> Vec<&'static str> {
-    scenario::all()
+    catalog::all()
         .iter()
         .map(|scenario| scenario.name)
         .collect()
@@ -130,7 +141,7 @@ pub fn list_scenarios() -> Vec<&'static str> {
 /// invariants. A broken invariant is an error whose message names the seed
 /// and the command that reproduces it.
 pub fn run_scenario(name: &str, seed: u64) -> Result<ScenarioOutcome, SimError> {
-    let scenario = scenario::find(name).ok_or_else(|| SimError::UnknownScenario {
+    let scenario = catalog::find(name).ok_or_else(|| SimError::UnknownScenario {
         name: name.to_owned(),
         known: list_scenarios().join(", "),
     })?;
@@ -238,22 +249,48 @@ fn observe(
     faults: Vec<scenario::FaultRecord>,
 ) -> Observation {
     let leave_at = scenario.leave_at;
-    let facts: Vec<_> = records
+    let restart_times: Vec<Duration> = faults
+        .iter()
+        .filter(|record| record.fault == Fault::ServerRestart)
+        .map(|record| record.at)
+        .collect();
+    let started_at = restart_times
+        .iter()
+        .copied()
+        .filter(|at| *at < leave_at)
+        .max()
+        .unwrap_or_default();
+    let server_facts: Vec<(Duration, roster::ServerFact)> = records
         .server_log
         .iter()
-        .filter(|entry| entry.at < leave_at)
-        .filter_map(|entry| roster::parse_server_fact(&entry.message))
+        .filter_map(|entry| roster::parse_server_fact(&entry.message).map(|fact| (entry.at, fact)))
         .collect();
-    let server_rooms = server_rosters(&facts);
+    let current_facts: Vec<(Duration, roster::ServerFact)> = server_facts
+        .iter()
+        .filter(|(at, _)| *at >= started_at)
+        .cloned()
+        .collect();
+    let server_rooms = server_rosters(
+        current_facts
+            .iter()
+            .filter(|(at, _)| *at < leave_at)
+            .map(|(_, fact)| fact),
+    );
+    let server_counts = server_state::count(&records.server_log, started_at, leave_at);
 
     let frequencies: Vec<f32> = scenario.participants.iter().map(|p| p.tone_hz).collect();
     let no_events = Vec::new();
     let no_times = Vec::new();
+    let mut delays: Vec<MarkerDelay> = Vec::new();
+    // Up to 200 ms before the next marker, so a missed marker is never
+    // matched with the next one's dip.
+    let search = Duration::from_millis(20 * marked_tone::MARKER_PERIOD_FRAMES - 200);
     let participants = scenario
         .participants
         .iter()
         .zip(sinks)
-        .map(|(participant, sink)| {
+        .enumerate()
+        .map(|(listener, (participant, sink))| {
             let events = records
                 .client_events
                 .get(participant.name)
@@ -268,12 +305,68 @@ fn observe(
                 .frame_times
                 .get(participant.name)
                 .unwrap_or(&no_times);
+            let samples = sink.samples();
+
+            for (speaker, other) in scenario.participants.iter().enumerate() {
+                if speaker == listener {
+                    continue;
+                }
+                let sent = records.markers.get(other.name).unwrap_or(&no_times);
+                let levels = FrameLevels::measure(&samples, frame_times, other.tone_hz);
+                delays.extend(measure_markers(listener, speaker, &levels, sent, search));
+            }
+
+            let (exit_at, exit) = match records.exits.get(participant.name) {
+                Some((at, exit)) => (Some(*at), Some(exit.clone())),
+                None => (None, None),
+            };
+            // The roster is compared with the server instance the client
+            // joined, until the client leaves or loses it.
+            let instance_start = restart_times
+                .iter()
+                .copied()
+                .filter(|at| *at <= participant.joins_at)
+                .max()
+                .unwrap_or_default();
+            let lost_at = faults
+                .iter()
+                .filter(|record| record.at > participant.joins_at)
+                .find(|record| match &record.fault {
+                    Fault::Vanish { participant: name } => name == participant.name,
+                    Fault::ServerRestart => true,
+                    _ => false,
+                })
+                .map(|record| record.at);
+            let session_end = participant
+                .leaves_at
+                .unwrap_or(leave_at)
+                .min(leave_at)
+                .min(lost_at.unwrap_or(Duration::MAX));
+            let instance_facts: Vec<(Duration, roster::ServerFact)> = server_facts
+                .iter()
+                .filter(|(at, _)| *at >= instance_start)
+                .cloned()
+                .collect();
+            let joined_at = events
+                .iter()
+                .find(|(_, event)| {
+                    matches!(event, voicemcu_core::client::ClientEvent::Joined { .. })
+                })
+                .map_or(participant.joins_at, |(at, _)| *at);
             ParticipantReport {
                 name: participant.name.to_owned(),
                 tone_hz: participant.tone_hz,
+                joins_at: participant.joins_at,
+                leaves_at: participant.leaves_at,
+                dialect: participant.dialect,
+                expected_exit: participant.expected_exit,
+                silent: participant.silent.clone(),
+                rebinds_at: participant.rebinds_at,
                 view,
-                exit: records.exits.get(participant.name).cloned(),
-                windows: tones::measure_windows(&sink.samples(), frame_times, &frequencies),
+                exit,
+                exit_at,
+                divergence: divergence::measure(&instance_facts, events, joined_at, session_end),
+                windows: tones::measure_windows(&samples, frame_times, &frequencies),
             }
         })
         .collect();
@@ -281,9 +374,15 @@ fn observe(
     Observation {
         participants,
         server_rooms,
+        server_facts,
+        server_counts,
         leave_at,
         faults,
         expectations: scenario.expectations,
+        idle_timeout: scenario
+            .server_idle_timeout
+            .min(voicemcu_quic::endpoint::IDLE_TIMEOUT),
+        delays,
     }
 }
 
@@ -296,7 +395,21 @@ fn describe_network(scenario: &Scenario) -> String {
             max.as_millis()
         ),
     };
-    format!("{latency}, {:.0} % loss", scenario.network.loss * 100.0)
+    let loss = match scenario.network.loss {
+        LossModel::None => "no loss".to_owned(),
+        LossModel::Independent(probability) => format!("{:.0} % random loss", probability * 100.0),
+        LossModel::Bursty(model) => format!(
+            "{:.1} % bursty loss (mean bad run {:.1} datagrams)",
+            model.mean_loss() * 100.0,
+            model.mean_bad_run()
+        ),
+    };
+    let duplicate = if scenario.network.duplicate > 0.0 {
+        format!(", {:.0} % duplicated", scenario.network.duplicate * 100.0)
+    } else {
+        String::new()
+    };
+    format!("{latency}, {loss}{duplicate}")
 }
 
 /// Writes the outcome's summary: settings, who heard whom, the loudest
@@ -347,41 +460,30 @@ fn summarize(scenario: &Scenario, outcome: &ScenarioOutcome) -> String {
         );
     }
 
-    for span in partition_spans(&observation.faults) {
-        let Some(repaired) = span.until else {
-            continue;
-        };
-        let Some(cut) = observation
-            .participants
-            .iter()
-            .position(|p| p.name == span.participant)
-        else {
-            continue;
-        };
-        let mut slowest: Option<Duration> = None;
-        let mut all_resumed = true;
-        for other in (0..observation.participants.len()).filter(|other| *other != cut) {
-            for (listener, speaker) in [(cut, other), (other, cut)] {
-                match resumed_at(observation, listener, speaker, repaired) {
-                    Some(at) => {
-                        let delay = at.saturating_sub(repaired);
-                        slowest = Some(slowest.map_or(delay, |s| s.max(delay)));
-                    }
-                    None => all_resumed = false,
-                }
+    write_delays(&mut text, observation);
+    write_divergence(&mut text, observation);
+    let counts = &observation.server_counts;
+    let _ = writeln!(
+        text,
+        "server state before leaving: {} connections, {} rooms, {} mixer members; after: {}, {}, {}",
+        counts.at_leave.connections,
+        counts.at_leave.rooms,
+        counts.at_leave.mixer_members,
+        counts.at_end.connections,
+        counts.at_end.rooms,
+        counts.at_end.mixer_members
+    );
+    for participant in &observation.participants {
+        if let (Some(exit), Some(at)) = (&participant.exit, participant.exit_at) {
+            if exit != invariants::STOPPED_EXIT {
+                let _ = writeln!(
+                    text,
+                    "{} ended at {}: {exit}",
+                    participant.name,
+                    format_sim_time(at)
+                );
             }
         }
-        let recovery = match (all_resumed, slowest) {
-            (true, Some(delay)) => format!("audio flowed both ways again {delay:?} after repair"),
-            _ => "audio did not resume both ways".to_owned(),
-        };
-        let _ = writeln!(
-            text,
-            "partition of {} from {} to {}: {recovery}",
-            span.participant,
-            format_sim_time(span.from),
-            format_sim_time(repaired)
-        );
     }
 
     let rooms: BTreeMap<_, _> = observation.server_rooms.iter().collect();
@@ -400,4 +502,62 @@ fn summarize(scenario: &Scenario, outcome: &ScenarioOutcome) -> String {
         );
     }
     text
+}
+
+/// Writes the median and largest judged mouth-to-ear delay.
+fn write_delays(text: &mut String, observation: &Observation) {
+    let outages = outages(observation);
+    let judged = judged_delays(observation, &outages);
+    let missed = judged
+        .iter()
+        .filter(|marker| marker.heard.is_none())
+        .count();
+    let mut delays: Vec<Duration> = judged.iter().filter_map(|marker| marker.delay()).collect();
+    delays.sort();
+    let slowest = judged
+        .iter()
+        .filter(|marker| marker.delay().is_some())
+        .max_by_key(|marker| marker.delay());
+    let (Some(median), Some(largest)) = (delays.get(delays.len() / 2), delays.last()) else {
+        let _ = writeln!(text, "mouth-to-ear delay: no markers judged");
+        return;
+    };
+    let slowest = slowest.map_or(String::new(), |marker| {
+        format!(
+            ", {} hearing {} at {}",
+            observation.participants[marker.listener].name,
+            observation.participants[marker.speaker].name,
+            format_sim_time(marker.sent)
+        )
+    });
+    let _ = writeln!(
+        text,
+        "mouth-to-ear delay over {} markers ({missed} not found): median {} ms, max {} ms{slowest} (ceiling {} ms)",
+        delays.len(),
+        median.as_millis(),
+        largest.as_millis(),
+        observation.expectations.max_delay.as_millis()
+    );
+}
+
+/// Writes how long each client's roster differed from the server's.
+fn write_divergence(text: &mut String, observation: &Observation) {
+    for participant in &observation.participants {
+        let divergence = &participant.divergence;
+        if divergence.episodes == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            text,
+            "{}'s roster ({:?} dialect) differed from the server's {} times, {} of them for {} ms or more, {} ms in all, longest {} ms{}",
+            participant.name,
+            participant.dialect,
+            divergence.episodes,
+            divergence.lasting,
+            divergence::LASTING.as_millis(),
+            divergence.total.as_millis(),
+            divergence.longest.as_millis(),
+            if divergence.at_end { ", still at the end" } else { "" }
+        );
+    }
 }

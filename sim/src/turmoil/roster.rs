@@ -3,11 +3,13 @@
 //!
 //! The server's events reach the simulation only as log lines (see
 //! [`super::trace`]), formatted by `ServerEvent`'s `Display`. The parsers here
-//! read the three formats that change membership or the host:
+//! read the formats that change membership, the host, mutes or blocks:
 //!
 //! - `"NAME" (id ID, CONN from PEER, DIALECT) joined room "ROOM"[ as host]`
 //! - `"NAME" (id ID) left room "ROOM": REASON`
 //! - `id ID is now host of room "ROOM"`
+//! - `id ID in room "ROOM" muted|unmuted[ by the host]`
+//! - `id ID in room "ROOM" blocked|unblocked id TARGET`
 //!
 //! A line in none of these formats is kept verbatim in the trace and
 //! changes no roster.
@@ -37,6 +39,18 @@ pub enum ServerFact {
         client: ClientId,
         room: String,
     },
+    MuteChanged {
+        client: ClientId,
+        room: String,
+        muted: bool,
+        by_host: bool,
+    },
+    BlockChanged {
+        client: ClientId,
+        room: String,
+        target: ClientId,
+        blocked: bool,
+    },
 }
 
 impl fmt::Display for ServerFact {
@@ -62,6 +76,25 @@ impl fmt::Display for ServerFact {
             ServerFact::HostChanged { client, room } => {
                 write!(f, "id {client} is now host of room {room:?}")
             }
+            ServerFact::MuteChanged {
+                client,
+                room,
+                muted,
+                by_host,
+            } => {
+                let action = if *muted { "muted" } else { "unmuted" };
+                let by = if *by_host { " by the host" } else { "" };
+                write!(f, "id {client} in room {room:?} {action}{by}")
+            }
+            ServerFact::BlockChanged {
+                client,
+                room,
+                target,
+                blocked,
+            } => {
+                let action = if *blocked { "blocked" } else { "unblocked" };
+                write!(f, "id {client} in room {room:?} {action} id {target}")
+            }
         }
     }
 }
@@ -86,10 +119,14 @@ fn client_id(text: &str) -> Option<(ClientId, &str)> {
 pub fn parse_server_fact(line: &str) -> Option<ServerFact> {
     if let Some(rest) = line.strip_prefix("id ") {
         let (client, rest) = client_id(rest)?;
-        let (room, rest) = quoted(rest.strip_prefix(" is now host of room ")?)?;
-        return rest
-            .is_empty()
-            .then_some(ServerFact::HostChanged { client, room });
+        if let Some(rest) = rest.strip_prefix(" is now host of room ") {
+            let (room, rest) = quoted(rest)?;
+            return rest
+                .is_empty()
+                .then_some(ServerFact::HostChanged { client, room });
+        }
+        let (room, rest) = quoted(rest.strip_prefix(" in room ")?)?;
+        return parse_moderation(client, room, rest);
     }
 
     let (name, rest) = quoted(line)?;
@@ -117,6 +154,42 @@ pub fn parse_server_fact(line: &str) -> Option<ServerFact> {
         name,
         room,
         host,
+    })
+}
+
+/// Parses the end of a mute or block line, after the room.
+fn parse_moderation(client: ClientId, room: String, rest: &str) -> Option<ServerFact> {
+    let mute = |muted: bool, by: &str| {
+        let by_host = match by {
+            "" => false,
+            " by the host" => true,
+            _ => return None,
+        };
+        Some(ServerFact::MuteChanged {
+            client,
+            room: room.clone(),
+            muted,
+            by_host,
+        })
+    };
+    if let Some(by) = rest.strip_prefix(" unmuted") {
+        return mute(false, by);
+    }
+    if let Some(by) = rest.strip_prefix(" muted") {
+        return mute(true, by);
+    }
+
+    let (blocked, target) = if let Some(target) = rest.strip_prefix(" unblocked id ") {
+        (false, target)
+    } else {
+        (true, rest.strip_prefix(" blocked id ")?)
+    };
+    let (target, rest) = client_id(target)?;
+    rest.is_empty().then_some(ServerFact::BlockChanged {
+        client,
+        room,
+        target,
+        blocked,
     })
 }
 
@@ -179,6 +252,7 @@ pub fn server_rosters<'a>(
             ServerFact::HostChanged { client, room } => {
                 rooms.entry(room.clone()).or_default().host = Some(*client);
             }
+            ServerFact::MuteChanged { .. } | ServerFact::BlockChanged { .. } => {}
         }
     }
     rooms.retain(|_, roster| !roster.members.is_empty());
@@ -203,7 +277,8 @@ impl ClientView {
         view
     }
 
-    fn apply(&mut self, event: &ClientEvent) {
+    /// Applies one event to the view.
+    pub fn apply(&mut self, event: &ClientEvent) {
         let roster = &mut self.roster;
         match event {
             ClientEvent::Joined {
@@ -291,6 +366,38 @@ mod tests {
                 room: "r".into(),
             })
         );
+    }
+
+    #[test]
+    fn parses_mutes_and_blocks() {
+        assert_eq!(
+            parse_server_fact(r#"id 7 in room "r" muted by the host"#),
+            Some(ServerFact::MuteChanged {
+                client: 7,
+                room: "r".into(),
+                muted: true,
+                by_host: true,
+            })
+        );
+        assert_eq!(
+            parse_server_fact(r#"id 7 in room "r" unmuted"#),
+            Some(ServerFact::MuteChanged {
+                client: 7,
+                room: "r".into(),
+                muted: false,
+                by_host: false,
+            })
+        );
+        assert_eq!(
+            parse_server_fact(r#"id 7 in room "r" unblocked id 9"#),
+            Some(ServerFact::BlockChanged {
+                client: 7,
+                room: "r".into(),
+                target: 9,
+                blocked: false,
+            })
+        );
+        assert_eq!(parse_server_fact(r#"id 7 in room "r" blocked id 9x"#), None);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use voicemcu_quic::DialectChoice;
+
+use super::link_faults::{LossModel, SendFaults};
 use super::trace::{format_sim_time, Recorder};
 use super::world::{self, SERVER_HOST};
 
@@ -28,14 +31,35 @@ pub enum Latency {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NetworkConfig {
     pub latency: Latency,
-    /// The probability, from 0 to 1, that each datagram is lost,
-    /// independently of every other. Applied by each host's sending socket.
-    pub loss: f64,
+    /// How datagrams are lost. Applied by each host's sending socket.
+    pub loss: LossModel,
+    /// The probability, from 0 to 1, that a datagram is delivered twice.
+    /// Applied by each host's sending socket.
+    pub duplicate: f64,
     /// turmoil's own `fail_rate`: the probability, per datagram sent, that
     /// the link breaks, dropping that datagram and every other one then in
     /// flight on the link in both directions. It models bursts, not
     /// independent loss, so the built-in scenarios leave it at 0.
     pub link_fail_rate: f64,
+}
+
+impl NetworkConfig {
+    /// Returns the faults each host's socket applies to what it sends.
+    pub fn send_faults(&self) -> SendFaults {
+        SendFaults {
+            loss: self.loss,
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+/// How a participant's session must end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedExit {
+    /// The scenario stops it and it leaves the room.
+    Stopped,
+    /// It loses its connection (its link is cut, or the server restarts).
+    ConnectionLost,
 }
 
 /// One participant: a client host that joins the room and sends a tone.
@@ -47,6 +71,38 @@ pub struct Participant {
     pub tone_hz: f32,
     /// When its client starts connecting, in simulated time.
     pub joins_at: Duration,
+    /// When it leaves, or `None` to stay until the scenario's `leave_at`.
+    pub leaves_at: Option<Duration>,
+    /// The dialect its client offers.
+    pub dialect: DialectChoice,
+    /// Lines it types, such as `/block bob`, with the simulated time of
+    /// each.
+    pub commands: Vec<(Duration, &'static str)>,
+    /// Spans of simulated time, from and until, in which its microphone
+    /// sends silence.
+    pub silent: Vec<(Duration, Duration)>,
+    /// When its client moves to a new UDP port mid-call, which QUIC
+    /// carries over as a connection migration.
+    pub rebinds_at: Option<Duration>,
+    pub expected_exit: ExpectedExit,
+}
+
+impl Participant {
+    /// A participant that joins at `joins_at`, stays to the end, types
+    /// nothing and talks all the time.
+    pub fn new(name: &'static str, tone_hz: f32, joins_at: Duration) -> Participant {
+        Participant {
+            name,
+            tone_hz,
+            joins_at,
+            leaves_at: None,
+            dialect: DialectChoice::Auto,
+            commands: Vec::new(),
+            silent: Vec::new(),
+            rebinds_at: None,
+            expected_exit: ExpectedExit::Stopped,
+        }
+    }
 }
 
 /// The audio quality a scenario's invariants expect.
@@ -57,8 +113,12 @@ pub struct Expectations {
     /// The fraction of settled 100 ms windows in which each other
     /// participant's tone must be present.
     pub min_heard_fraction: f32,
-    /// How long after a repaired partition audio must flow again both ways.
+    /// How long after a fault ends (a repaired partition, the end of a
+    /// silence, an unmute or unblock, a port change) audio must flow again.
     pub recovery_bound: Duration,
+    /// The largest mouth-to-ear delay allowed for any marker: the jitter
+    /// buffers on both sides, the mixer tick and the network together.
+    pub max_delay: Duration,
 }
 
 /// A fault a scenario body injected.
@@ -68,6 +128,12 @@ pub enum Fault {
     Partition { participant: String },
     /// The link between the server and the participant works again.
     Repair { participant: String },
+    /// The participant's link is cut for good, without a close: its
+    /// machine crashed or lost its network.
+    Vanish { participant: String },
+    /// The server host restarts: its process dies and starts again with no
+    /// state.
+    ServerRestart,
 }
 
 impl fmt::Display for Fault {
@@ -77,6 +143,10 @@ impl fmt::Display for Fault {
                 write!(f, "partition {SERVER_HOST} <-> {participant}")
             }
             Fault::Repair { participant } => write!(f, "repair {SERVER_HOST} <-> {participant}"),
+            Fault::Vanish { participant } => {
+                write!(f, "partition {SERVER_HOST} <-> {participant} for good")
+            }
+            Fault::ServerRestart => write!(f, "restart {SERVER_HOST}"),
         }
     }
 }
@@ -152,6 +222,22 @@ impl<'a> Conference<'a> {
         });
     }
 
+    /// Cuts the link between the server and `participant` for good, so
+    /// that its client vanishes without closing its connection.
+    pub fn vanish(&mut self, participant: &str) {
+        self.sim.partition(SERVER_HOST, participant);
+        self.record(Fault::Vanish {
+            participant: participant.to_owned(),
+        });
+    }
+
+    /// Kills the server's software and starts it again with no state. Only
+    /// for scenarios with `restartable_server` set.
+    pub fn restart_server(&mut self) {
+        self.sim.bounce(SERVER_HOST);
+        self.record(Fault::ServerRestart);
+    }
+
     fn record(&mut self, fault: Fault) {
         let at = self.sim.elapsed();
         self.recorder.line_at(at, "network", fault.to_string());
@@ -178,6 +264,12 @@ pub struct Scenario {
     /// down [`world::SERVER_GRACE`] later.
     pub leave_at: Duration,
     pub expectations: Expectations,
+    /// The QUIC idle timeout the server advertises. The connection uses the
+    /// smaller of this and the client's 30 s.
+    pub server_idle_timeout: Duration,
+    /// Whether the server runs as a turmoil host that the body may restart.
+    /// A restartable server is not waited for at the end.
+    pub restartable_server: bool,
     pub body: ScenarioBody,
 }
 
@@ -189,6 +281,8 @@ impl fmt::Debug for Scenario {
             .field("participants", &self.participants)
             .field("leave_at", &self.leave_at)
             .field("expectations", &self.expectations)
+            .field("server_idle_timeout", &self.server_idle_timeout)
+            .field("restartable_server", &self.restartable_server)
             .finish_non_exhaustive()
     }
 }
@@ -203,126 +297,6 @@ impl Scenario {
     pub fn participant(&self, name: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.name == name)
     }
-}
-
-/// Three participants joining 200 ms apart, with tones well apart in
-/// frequency.
-fn three_participants() -> Vec<Participant> {
-    [("alice", 500.0), ("bob", 800.0), ("carol", 1300.0)]
-        .into_iter()
-        .enumerate()
-        .map(|(index, (name, tone_hz))| Participant {
-            name,
-            tone_hz,
-            joins_at: Duration::from_millis(200 * (index as u64 + 1)),
-        })
-        .collect()
-}
-
-fn run_without_faults(conference: &mut Conference<'_>) -> Result<(), RunError> {
-    conference.run_to_end()
-}
-
-/// The participant cut off in the `partition` scenario, and when.
-const PARTITIONED: &str = "alice";
-const PARTITION_AT: Duration = Duration::from_secs(3);
-const REPAIR_AT: Duration = Duration::from_secs(6);
-
-fn partition_one_client(conference: &mut Conference<'_>) -> Result<(), RunError> {
-    conference.run_until(PARTITION_AT)?;
-    // Models alice's access link going down (a Wi-Fi drop) for 3 s: shorter
-    // than QUIC's 30 s idle timeout, so the connection should survive it.
-    conference.partition(PARTITIONED);
-    conference.run_until(REPAIR_AT)?;
-    conference.repair(PARTITIONED);
-    conference.run_to_end()
-}
-
-/// Three clients on a clean 10 ms network for 10 simulated seconds.
-pub fn clean() -> Scenario {
-    Scenario {
-        name: "clean",
-        summary: "three clients on a clean 10 ms network for 10 simulated seconds",
-        network: NetworkConfig {
-            latency: Latency::Fixed(Duration::from_millis(10)),
-            loss: 0.0,
-            link_fail_rate: 0.0,
-        },
-        participants: three_participants(),
-        leave_at: Duration::from_secs(10),
-        expectations: Expectations {
-            settled_from: Duration::from_secs(2),
-            min_heard_fraction: 0.95,
-            recovery_bound: Duration::ZERO,
-        },
-        body: run_without_faults,
-    }
-}
-
-/// Three clients with 5 % independent loss and 20 to 80 ms of reordering
-/// latency.
-pub fn lossy() -> Scenario {
-    Scenario {
-        name: "lossy",
-        summary: "three clients, 5 % random loss, 20-80 ms latency with reordering",
-        network: NetworkConfig {
-            latency: Latency::Reordering {
-                min: Duration::from_millis(20),
-                max: Duration::from_millis(80),
-            },
-            loss: 0.05,
-            link_fail_rate: 0.0,
-        },
-        participants: three_participants(),
-        leave_at: Duration::from_secs(10),
-        expectations: Expectations {
-            settled_from: Duration::from_secs(3),
-            min_heard_fraction: 0.8,
-            recovery_bound: Duration::ZERO,
-        },
-        body: run_without_faults,
-    }
-}
-
-/// Three clients; alice is cut off from the server for 3 s and must hear
-/// and be heard again soon after the link is repaired.
-pub fn partition() -> Scenario {
-    Scenario {
-        name: "partition",
-        summary: "alice is partitioned from the server from 3 s to 6 s, then must resume audio",
-        network: NetworkConfig {
-            latency: Latency::Reordering {
-                min: Duration::from_millis(5),
-                max: Duration::from_millis(25),
-            },
-            loss: 0.0,
-            link_fail_rate: 0.0,
-        },
-        participants: three_participants(),
-        leave_at: Duration::from_secs(14),
-        expectations: Expectations {
-            settled_from: Duration::from_secs(2),
-            min_heard_fraction: 0.95,
-            // Measured over seeds 1 to 8: 0.4 s to 4.8 s. After 3 s without
-            // acknowledgements quinn's probe timeout has backed off to
-            // seconds, and datagrams wait for the congestion window until a
-            // probe is acknowledged. Exponential backoff bounds that wait
-            // near the outage's own length, so the bound is twice the
-            // outage.
-            recovery_bound: Duration::from_secs(6),
-        },
-        body: partition_one_client,
-    }
-}
-
-/// Returns every built-in scenario, in the order `sim list` prints them.
-pub fn all() -> Vec<Scenario> {
-    vec![clean(), lossy(), partition()]
-}
-
-/// Returns the built-in scenario called `name`.
-pub fn find(name: &str) -> Option<Scenario> {
-    all().into_iter().find(|scenario| scenario.name == name)
 }
 
 impl fmt::Display for FaultRecord {

@@ -19,10 +19,10 @@
 //! `try_send_to` never returns `WouldBlock` and [`AlwaysWritable`] is
 //! always ready.
 //!
-//! Independent random loss is applied here, at the sender, with an RNG
-//! seeded per socket, because turmoil's `fail_rate` models something else:
-//! a link that breaks drops every datagram in flight on it at once (see
-//! [`super::scenario::NetworkConfig::loss`]).
+//! Loss and duplication ([`super::link_faults`]) are applied here, at the
+//! sender, with an RNG seeded per socket, because turmoil's `fail_rate`
+//! models something else: a link that breaks drops every datagram in
+//! flight on it at once (see [`super::scenario::NetworkConfig`]).
 
 use std::fmt;
 use std::future::Future;
@@ -34,56 +34,53 @@ use std::task::{Context, Poll};
 
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+use super::link_faults::{FaultState, SendFaults};
 
 /// A pending `readable()` call on the shared turmoil socket.
 type Readable = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
-
-/// Drops each outgoing datagram with a fixed probability.
-struct SendLoss {
-    probability: f64,
-    rng: ChaCha8Rng,
-}
 
 /// A turmoil UDP socket that quinn can use, built inside a turmoil host.
 pub struct SimUdpSocket {
     socket: Arc<::turmoil::net::UdpSocket>,
     local_addr: SocketAddr,
     readable: Mutex<Option<Readable>>,
-    loss: Option<Mutex<SendLoss>>,
+    faults: Option<Mutex<FaultState>>,
 }
 
 impl SimUdpSocket {
     /// Binds a simulated socket on the current turmoil host. Must be called
     /// from a host's software, inside the simulation.
     ///
-    /// `loss` is the probability, from 0 to 1, that each datagram sent is
-    /// dropped, drawn from an RNG seeded with `loss_seed`.
-    pub async fn bind(addr: SocketAddr, loss: f64, loss_seed: u64) -> io::Result<SimUdpSocket> {
+    /// `faults` decide which datagrams sent are lost or duplicated, drawn
+    /// from an RNG seeded with `fault_seed`.
+    pub async fn bind(
+        addr: SocketAddr,
+        faults: SendFaults,
+        fault_seed: u64,
+    ) -> io::Result<SimUdpSocket> {
         let socket = ::turmoil::net::UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
-        let loss = (loss > 0.0).then(|| {
-            Mutex::new(SendLoss {
-                probability: loss.min(1.0),
-                rng: ChaCha8Rng::seed_from_u64(loss_seed),
-            })
-        });
+        let faults = faults
+            .is_active()
+            .then(|| Mutex::new(FaultState::new(faults, fault_seed)));
         Ok(SimUdpSocket {
             socket: Arc::new(socket),
             local_addr,
             readable: Mutex::new(None),
-            loss,
+            faults,
         })
     }
 
-    fn drops_next_datagram(&self) -> bool {
-        let Some(loss) = &self.loss else {
-            return false;
+    /// Returns how many copies of the next datagram to send.
+    fn copies_of_next_datagram(&self) -> usize {
+        let Some(faults) = &self.faults else {
+            return 1;
         };
-        let mut loss = loss.lock().unwrap_or_else(PoisonError::into_inner);
-        let probability = loss.probability;
-        loss.rng.random_bool(probability)
+        faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .copies_of_next()
     }
 
     fn readable_future(&self) -> Readable {
@@ -123,7 +120,7 @@ impl fmt::Debug for SimUdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimUdpSocket")
             .field("local_addr", &self.local_addr)
-            .field("send_loss", &self.loss.is_some())
+            .field("send_faults", &self.faults.is_some())
             .finish()
     }
 }
@@ -141,10 +138,9 @@ impl AsyncUdpSocket for SimUdpSocket {
             .unwrap_or(transmit.contents.len())
             .max(1);
         for datagram in transmit.contents.chunks(segment) {
-            if self.drops_next_datagram() {
-                continue;
+            for _ in 0..self.copies_of_next_datagram() {
+                self.socket.try_send_to(datagram, transmit.destination)?;
             }
-            self.socket.try_send_to(datagram, transmit.destination)?;
         }
         Ok(())
     }

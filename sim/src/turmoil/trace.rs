@@ -11,7 +11,10 @@
 //! `QuicServer::run` logs each `ServerEvent` through `tracing` and returns
 //! nothing else). [`ServerLogCapture`] is a `tracing` subscriber, installed
 //! on the simulation's thread only, that records those log events from the
-//! server's module at info level and above.
+//! server's module, and the mixer's, at debug level and above. Only
+//! info-level lines and membership or moderation changes go into the
+//! trace; the debug lines (connections opening and closing, mixer members)
+//! are kept for the invariants.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -30,6 +33,10 @@ use super::roster::parse_server_fact;
 /// The `tracing` target of io-quic's server module, whose info-level events
 /// include every notable `ServerEvent`.
 pub const SERVER_LOG_TARGET: &str = "voicemcu_quic::server";
+
+/// The `tracing` target of the core's mixer, which logs at debug level each
+/// member it adds or removes. Only the server runs a mixer.
+pub const MIXER_LOG_TARGET: &str = "voicemcu_core::mixer";
 
 /// The trace's name for lines from the server's log.
 const SERVER_TRACE_SOURCE: &str = "server";
@@ -89,6 +96,7 @@ pub fn hash_trace(lines: &[String]) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLogEntry {
     pub at: Duration,
+    pub target: String,
     pub level: String,
     pub message: String,
     pub fields: Vec<(String, String)>,
@@ -104,7 +112,10 @@ pub(crate) struct Records {
     /// Simulated time at which each participant wrote each 20 ms frame of
     /// playback.
     pub frame_times: BTreeMap<String, Vec<Duration>>,
-    pub exits: BTreeMap<String, String>,
+    /// Each participant's session end, and when it ended.
+    pub exits: BTreeMap<String, (Duration, String)>,
+    /// Simulated time at which each participant sent each marker.
+    pub markers: BTreeMap<String, Vec<Duration>>,
 }
 
 /// A cloneable handle on the [`Records`] of one run.
@@ -156,22 +167,40 @@ impl Recorder {
     }
 
     pub fn exit(&self, participant: &str, exit: String) {
+        let at = sim_now();
         self.line(participant, format!("session ended: {exit}"));
-        self.with(|records| records.exits.insert(participant.to_owned(), exit));
+        self.with(|records| records.exits.insert(participant.to_owned(), (at, exit)));
     }
 
-    /// Records a server log entry, and its trace line: a membership change
-    /// in a fixed form without addresses, anything else as the message
-    /// followed by its fields.
+    pub fn marker_sent(&self, participant: &str, at: Duration) {
+        self.with(|records| {
+            records
+                .markers
+                .entry(participant.to_owned())
+                .or_default()
+                .push(at);
+        });
+    }
+
+    /// Records a server log entry, and its trace line: a membership or
+    /// moderation change in a fixed form without addresses, any other
+    /// info-level entry as the message followed by its fields, and no line
+    /// for other debug entries.
     fn server_log(&self, entry: ServerLogEntry) {
-        let mut text = match parse_server_fact(&entry.message) {
+        let fact = parse_server_fact(&entry.message);
+        let above_debug = entry.level != Level::DEBUG.to_string();
+        if !above_debug && fact.is_none() {
+            self.with(|records| records.server_log.push(entry));
+            return;
+        }
+        let mut text = match fact {
             Some(fact) => fact.to_string(),
             None => entry.message.clone(),
         };
         for (name, value) in &entry.fields {
             let _ = write!(text, " {name}={value}");
         }
-        if entry.level != Level::INFO.to_string() {
+        if entry.level != Level::INFO.to_string() && above_debug {
             text = format!("{}: {text}", entry.level);
         }
         let line = TraceLine {
@@ -191,8 +220,8 @@ impl Recorder {
     }
 }
 
-/// A `tracing` subscriber that records the server's info-level log events
-/// and ignores everything else.
+/// A `tracing` subscriber that records the server's and the mixer's log
+/// events at debug level and above, and ignores everything else.
 pub(crate) struct ServerLogCapture {
     recorder: Recorder,
 }
@@ -214,12 +243,12 @@ impl Subscriber for ServerLogCapture {
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.is_event()
-            && metadata.target() == SERVER_LOG_TARGET
-            && *metadata.level() <= Level::INFO
+            && [SERVER_LOG_TARGET, MIXER_LOG_TARGET].contains(&metadata.target())
+            && *metadata.level() <= Level::DEBUG
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::INFO)
+        Some(tracing::level_filters::LevelFilter::DEBUG)
     }
 
     fn new_span(&self, _span: &Attributes<'_>) -> Id {
@@ -236,6 +265,7 @@ impl Subscriber for ServerLogCapture {
         event.record(&mut fields);
         self.recorder.server_log(ServerLogEntry {
             at: sim_now(),
+            target: event.metadata().target().to_owned(),
             level: event.metadata().level().to_string(),
             message: fields.message,
             fields: fields.others,

@@ -14,12 +14,14 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-use voicemcu_audio::ToneSource;
 use voicemcu_core::audio::{FrameSink, PcmFrame, FRAME_SAMPLES};
 use voicemcu_core::client::ClientConfig;
 use voicemcu_core::server::ServerConfig;
+use voicemcu_quic::endpoint::{auto_keep_alive, server_config_with, TransportSettings};
 use voicemcu_quic::{ClientOptions, ConnectOptions, Fingerprint, Identity, QuicServer, Trust};
 
+use super::link_faults::SendFaults;
+use super::marked_tone::MarkedTone;
 use super::runtime::SimRuntime;
 use super::scenario::{Latency, Participant, Scenario};
 use super::socket::SimUdpSocket;
@@ -35,9 +37,18 @@ pub const SERVER_PORT: u16 = 4433;
 /// The room every participant joins.
 pub const ROOM: &str = "sim-room";
 
-/// The peak level of every participant's tone: low enough that three
-/// mixed together stay below full scale.
+/// The peak level of every participant's tone in a conference of three:
+/// low enough that three mixed together stay below full scale.
 pub const TONE_LEVEL_DBFS: f32 = -12.0;
+
+/// Returns the tone level for a conference of `participants`: lower in
+/// bigger ones, so that everyone mixed together stays below full scale.
+/// Pushed into the limiter, many tones leave intermodulation products
+/// above the `no-self-hearing` threshold (measured with ten at -12 dBFS).
+pub fn tone_level_dbfs(participants: usize) -> f32 {
+    let crowd = (participants as f32 / 3.0).max(1.0);
+    TONE_LEVEL_DBFS - 20.0 * crowd.log10()
+}
 
 /// How long after the clients leave the server shuts down.
 pub const SERVER_GRACE: Duration = Duration::from_secs(3);
@@ -111,21 +122,32 @@ pub(crate) fn populate(
     sinks: &[MemorySink],
 ) {
     let fingerprint = identity.fingerprint();
-    let loss = scenario.network.loss;
+    let faults = scenario.network.send_faults();
+    let server = ServerPlan {
+        identity,
+        seed,
+        faults,
+        idle_timeout: scenario.server_idle_timeout,
+        stop_at: scenario.leave_at + SERVER_GRACE,
+        recorder: recorder.clone(),
+    };
 
-    // The server is registered as a turmoil "client" so that the run also
-    // waits for its clean shutdown.
-    let stop_at = scenario.leave_at + SERVER_GRACE;
-    sim.client(
-        SERVER_HOST,
-        run_server(identity, seed, loss, stop_at, recorder.clone()),
-    );
+    if scenario.restartable_server {
+        // A turmoil host can be restarted, but the run does not wait for
+        // it to stop.
+        sim.host(SERVER_HOST, move || run_server(server.clone()));
+    } else {
+        // Registered as a turmoil "client" so that the run also waits for
+        // its clean shutdown.
+        sim.client(SERVER_HOST, run_server(server));
+    }
 
     for (participant, sink) in scenario.participants.iter().zip(sinks) {
         let plan = ParticipantPlan {
             participant: participant.clone(),
-            leaves_at: scenario.leave_at,
-            loss,
+            tone_level_dbfs: tone_level_dbfs(scenario.participants.len()),
+            leaves_at: participant.leaves_at.unwrap_or(scenario.leave_at),
+            faults,
             seed,
             fingerprint,
         };
@@ -136,16 +158,34 @@ pub(crate) fn populate(
     }
 }
 
-async fn run_server(
+/// The settings of the server's host.
+#[derive(Clone)]
+struct ServerPlan {
     identity: Identity,
     seed: u64,
-    loss: f64,
+    faults: SendFaults,
+    idle_timeout: Duration,
     stop_at: Duration,
     recorder: Recorder,
-) -> ::turmoil::Result {
+}
+
+async fn run_server(plan: ServerPlan) -> ::turmoil::Result {
+    let ServerPlan {
+        identity,
+        seed,
+        faults,
+        idle_timeout,
+        stop_at,
+        recorder,
+    } = plan;
     let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT));
-    let socket = SimUdpSocket::bind(bind, loss, derive_seed(seed, "loss server")).await?;
-    let config = voicemcu_quic::endpoint::server_config(&identity)?;
+    let socket = SimUdpSocket::bind(bind, faults, derive_seed(seed, "loss server")).await?;
+    let transport = TransportSettings {
+        idle_timeout,
+        keep_alive: auto_keep_alive(idle_timeout),
+        ..TransportSettings::default()
+    };
+    let config = server_config_with(&identity, &transport)?;
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         endpoint_config(seed, SERVER_HOST),
         Some(config),
@@ -168,8 +208,9 @@ async fn run_server(
 /// The settings of one participant's host.
 struct ParticipantPlan {
     participant: Participant,
+    tone_level_dbfs: f32,
     leaves_at: Duration,
-    loss: f64,
+    faults: SendFaults,
     seed: u64,
     fingerprint: Fingerprint,
 }
@@ -184,7 +225,7 @@ async fn run_participant(
 
     let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let loss_seed = derive_seed(plan.seed, &format!("loss {name}"));
-    let socket = SimUdpSocket::bind(bind, plan.loss, loss_seed).await?;
+    let socket = SimUdpSocket::bind(bind, plan.faults, loss_seed).await?;
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
         endpoint_config(plan.seed, name),
         None,
@@ -193,12 +234,20 @@ async fn run_participant(
     )?;
 
     let server = SocketAddr::new(::turmoil::lookup(SERVER_HOST), SERVER_PORT);
+    let mut connect = ConnectOptions::new(server, Trust::Pinned(plan.fingerprint));
+    connect.dialect = plan.participant.dialect;
     let options = ClientOptions {
-        connect: ConnectOptions::new(server, Trust::Pinned(plan.fingerprint)),
+        connect,
         core: ClientConfig::new(ROOM, name),
         end_when_source_ends: false,
     };
-    let source = ToneSource::new(plan.participant.tone_hz, TONE_LEVEL_DBFS)?;
+    let source = MarkedTone::new(
+        name,
+        plan.participant.tone_hz,
+        plan.tone_level_dbfs,
+        plan.participant.silent.clone(),
+        recorder.clone(),
+    )?;
     let sink_copy = sink.clone();
     let sink = TimedSink {
         inner: sink,
@@ -214,8 +263,19 @@ async fn run_participant(
         }
     });
     // Held open for the whole session: a closed command channel is not a
-    // reason to leave, but nothing is typed either.
-    let (_commands, commands_rx) = mpsc::channel(8);
+    // reason to leave.
+    let (commands, commands_rx) = mpsc::channel(8);
+    let typist = tokio::spawn(type_commands(plan.participant.commands.clone(), commands));
+    let rebinder = plan.participant.rebinds_at.map(|at| {
+        tokio::spawn(rebind_later(
+            endpoint.clone(),
+            at,
+            plan.faults,
+            derive_seed(plan.seed, &format!("loss {name} rebound")),
+            name,
+            recorder.clone(),
+        ))
+    });
 
     recorder.line(name, "connecting");
     let result = voicemcu_quic::run_client_on(
@@ -231,6 +291,10 @@ async fn run_participant(
     // The session dropped its event sender, so the collector ends once it
     // has recorded everything.
     collector.await?;
+    typist.abort();
+    if let Some(rebinder) = rebinder {
+        rebinder.abort();
+    }
 
     // The played-out audio, hashed, puts the whole media path into the
     // trace: two runs with the same seed must decode the same samples.
@@ -257,6 +321,40 @@ async fn run_participant(
     };
     recorder.exit(name, exit);
     Ok(())
+}
+
+/// Types each of `lines` at its simulated time, then keeps the channel
+/// open until aborted.
+async fn type_commands(lines: Vec<(Duration, &'static str)>, commands: mpsc::Sender<String>) {
+    for (at, line) in lines {
+        sleep_until_sim(at).await;
+        if commands.send(line.to_owned()).await.is_err() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Moves `endpoint` to a new socket on a new port at `at`. The old socket
+/// is dropped, so datagrams still addressed to its port are lost.
+async fn rebind_later(
+    endpoint: quinn::Endpoint,
+    at: Duration,
+    faults: SendFaults,
+    fault_seed: u64,
+    name: &'static str,
+    recorder: Recorder,
+) {
+    sleep_until_sim(at).await;
+    let bind = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+    let rebound = match SimUdpSocket::bind(bind, faults, fault_seed).await {
+        Ok(socket) => endpoint.rebind_abstract(Arc::new(socket)),
+        Err(error) => Err(error),
+    };
+    match rebound {
+        Ok(()) => recorder.line(name, "moved to a new UDP port"),
+        Err(error) => recorder.line(name, format!("failed to move to a new UDP port: {error}")),
+    }
 }
 
 /// A [`MemorySink`] that also records when each frame was played out.

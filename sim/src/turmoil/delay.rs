@@ -105,8 +105,16 @@ impl FrameLevels {
             }
             let limit = reference - DIP_THRESHOLD_DB;
             let next_two = &self.levels_dbfs[index + 1..(index + 3).min(self.levels_dbfs.len())];
-            let dips =
-                self.levels_dbfs[index] <= limit && next_two.iter().any(|level| *level <= limit);
+            // At most one reference frame may be below the limit, so the
+            // end of a longer silence is not taken for a dip.
+            let quiet_before = self.levels_dbfs
+                [index - REFERENCE_FRAMES.end..index - REFERENCE_FRAMES.start]
+                .iter()
+                .filter(|level| **level <= limit)
+                .count();
+            let dips = quiet_before <= 1
+                && self.levels_dbfs[index] <= limit
+                && next_two.iter().any(|level| *level <= limit);
             let after = &self.levels_dbfs[(index + 2).min(self.levels_dbfs.len())
                 ..(index + MAX_DIP_FRAMES + 1).min(self.levels_dbfs.len())];
             let recovers = after.iter().any(|level| *level >= reference - RECOVERY_DB);

@@ -8,9 +8,9 @@
 //! frame among the next two, followed within
 //! [`MAX_DIP_FRAMES`] frames by the level coming back. The frame time of
 //! the first is when the listener heard the marker. Loss concealed by PLC
-//! can fade the tone and look like a dip, which can only make a delay look
-//! shorter, never longer; a burst that silences the tone for longer than
-//! a marker does not count as one.
+//! can fade the tone and look like a dip, which makes a delay look shorter.
+//! A burst that silences the tone for longer than a marker does not count
+//! as one.
 
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use super::tones::tone_level_dbfs;
 
 /// How far below the level before it a frame must be to count as part of
 /// a marker's dip, in dB. A marker dips by 20 dB, but Opus, PLC and the
-/// jitter buffer smear it: 8 dB is what every marker in the built-in
-/// scenarios reaches.
+/// jitter buffer smear it. 8 dB is an estimate that most markers reach,
+/// and the summary counts the ones not found.
 pub const DIP_THRESHOLD_DB: f32 = 8.0;
 
 /// Playback frames a marker's dip can span: its three frames, plus one
@@ -105,8 +105,16 @@ impl FrameLevels {
             }
             let limit = reference - DIP_THRESHOLD_DB;
             let next_two = &self.levels_dbfs[index + 1..(index + 3).min(self.levels_dbfs.len())];
-            let dips =
-                self.levels_dbfs[index] <= limit && next_two.iter().any(|level| *level <= limit);
+            // At most one reference frame may be below the limit, so the
+            // end of a longer silence is not taken for a dip.
+            let quiet_before = self.levels_dbfs
+                [index - REFERENCE_FRAMES.end..index - REFERENCE_FRAMES.start]
+                .iter()
+                .filter(|level| **level <= limit)
+                .count();
+            let dips = quiet_before <= 1
+                && self.levels_dbfs[index] <= limit
+                && next_two.iter().any(|level| *level <= limit);
             let after = &self.levels_dbfs[(index + 2).min(self.levels_dbfs.len())
                 ..(index + MAX_DIP_FRAMES + 1).min(self.levels_dbfs.len())];
             let recovers = after.iter().any(|level| *level >= reference - RECOVERY_DB);

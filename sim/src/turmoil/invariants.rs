@@ -24,12 +24,14 @@
 //!   `resumes-after-rebind`: when an outage ends, audio flows again within
 //!   the scenario's recovery bound.
 //! - `delay-ceiling`: markers reach listeners within the scenario's maximum
-//!   delay, so no buffer grows without bound. A marker counts as late when
-//!   the same listener also hears the speaker's next marker late, or when
-//!   another listener hears the same marker late. One late marker alone
-//!   is not enough, because loss on one listener's link, concealed by PLC,
-//!   can look like a dip after the real one was missed. A marker whose dip
-//!   is not found at all is not judged.
+//!   delay, so no buffer grows without bound. The delay must stay over the
+//!   ceiling to count: the same listener hears three of the speaker's
+//!   markers in a row late, or two listeners each hear two markers in a
+//!   row late. One late marker alone is not enough, because loss on one
+//!   listener's link, concealed by PLC, can look like a dip after the real
+//!   one was missed, and a burst of loss can delay a marker or two while
+//!   congestion control recovers. A marker whose dip is not found at all is
+//!   not judged.
 //! - `rosters-agree`: when the participants leave, every native-dialect
 //!   client's roster, rebuilt from its events, equals the server's,
 //!   rebuilt from its log.
@@ -771,22 +773,30 @@ fn check_delays(observation: &Observation, outages: &[Outage], violations: &mut 
         }
     }
 
+    let shared_late = |marker: &MarkerDelay| {
+        late_listeners
+            .get(&(marker.speaker, marker.sent))
+            .is_some_and(|count| *count >= 2)
+    };
     for markers in by_pair.values() {
         let in_a_row = markers
-            .windows(2)
-            .find(|pair| is_late(pair[0]) && is_late(pair[1]))
-            .map(|pair| pair[0]);
+            .windows(3)
+            .find(|run| run.iter().all(|marker| is_late(marker)))
+            .map(|run| run[0]);
         let shared = markers
-            .iter()
-            .copied()
-            .find(|marker| is_late(marker) && late_listeners[&(marker.speaker, marker.sent)] >= 2);
+            .windows(2)
+            .find(|run| {
+                run.iter()
+                    .all(|marker| is_late(marker) && shared_late(marker))
+            })
+            .map(|run| run[0]);
         let Some(marker) = in_a_row.or(shared) else {
             continue;
         };
         let how = if in_a_row.is_some() {
-            "and the next one too"
+            "and the next two too"
         } else {
-            "and so did another listener"
+            "and the next one too, as did another listener"
         };
         violations.push(Violation {
             invariant: "delay-ceiling",

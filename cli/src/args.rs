@@ -37,6 +37,12 @@ pub struct ServerArgs {
     /// Seed for client id allocation; random when not given.
     #[arg(long)]
     pub seed: Option<u64>,
+
+    /// Record every room into this folder (created if needed): per room, a
+    /// WAV file of what the server decoded from each participant and a
+    /// session file for `voicemcu replay`.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

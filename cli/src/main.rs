@@ -4,6 +4,7 @@
 mod args;
 mod client;
 mod demo;
+mod record;
 mod replay;
 mod server;
 mod server_config;

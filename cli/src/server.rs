@@ -11,7 +11,7 @@ use voicemcu_quic::{
 };
 
 use crate::args::ServerArgs;
-use crate::shutdown;
+use crate::{record, shutdown};
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if args.settings.dump_config {
@@ -34,7 +34,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let server =
+    let mut server =
         QuicServer::bind_with(options, settings.tuning()).context("could not start the server")?;
     let addr = server
         .local_addr()
@@ -45,10 +45,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         server.fingerprint()
     );
 
-    server
-        .run(shutdown::signal())
-        .await
-        .context("server failed")?;
+    let recording = match &args.record {
+        Some(dir) => {
+            let recording = record::start(dir, &mut server)?;
+            println!("recording every room into {}", dir.display());
+            Some(recording)
+        }
+        None => None,
+    };
+
+    let result = server.run(shutdown::signal()).await;
+    // The server's leaves are queued for the writer by now: let it finish
+    // the files even if the server failed.
+    if let Some(recording) = recording {
+        recording.finish().await;
+    }
+    result.context("server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,6 +33,7 @@ use voicemcu_core::wire::{Dialect, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 use crate::clock::{sleep_until, Clock};
 use crate::connection_limit::ConnectionLimiter;
 use crate::endpoint::{negotiated_dialect, server_config_with, TransportSettings};
+use crate::recording::RecordingSender;
 use crate::tls::{Fingerprint, Identity, TlsError};
 
 /// How long a client may take to complete the handshake.
@@ -127,6 +128,7 @@ pub struct QuicServer {
     core: ServerConfig,
     seed: u64,
     connection_rate: RateLimit,
+    recording: Option<RecordingSender>,
 }
 
 impl QuicServer {
@@ -173,7 +175,18 @@ impl QuicServer {
             core,
             seed,
             connection_rate: DEFAULT_CONNECTION_RATE,
+            recording: None,
         }
+    }
+
+    /// Records every room opened from now on: the core's recording feed
+    /// ([`voicemcu_core::server::RecordEvent`]) goes to `sender`, whose
+    /// receiver a writer thread drains (see [`crate::recording`]). The mix
+    /// never waits for it. The sender is dropped when [`QuicServer::run`]
+    /// returns, after the shutdown's leaves, which tells the writer to
+    /// finish.
+    pub fn record_to(&mut self, sender: RecordingSender) {
+        self.recording = Some(sender);
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -203,11 +216,14 @@ impl QuicServer {
             inputs_tx,
         ));
 
+        let mut core = Server::new(self.core, self.seed);
+        core.set_recording(self.recording.is_some());
         let mut owner = Owner {
-            core: Server::new(self.core, self.seed),
+            core,
             clock: Clock::start(),
             links: BTreeMap::new(),
             inputs,
+            recording: self.recording,
         };
         owner.serve(shutdown).await;
 
@@ -295,6 +311,8 @@ struct Owner {
     clock: Clock,
     links: BTreeMap<ConnectionId, Link>,
     inputs: mpsc::Receiver<ConnectionMessage>,
+    /// Where the core's recording feed goes, when recording.
+    recording: Option<RecordingSender>,
 }
 
 impl Owner {
@@ -438,6 +456,11 @@ impl Owner {
                     }
                 }
                 ServerOutput::Event(event) => log_event(&event),
+            }
+        }
+        if let Some(recording) = &mut self.recording {
+            for event in self.core.take_recording() {
+                recording.offer(event);
             }
         }
     }

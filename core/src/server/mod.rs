@@ -13,6 +13,7 @@
 mod config;
 mod event;
 mod mix_log;
+mod recording;
 mod room;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -37,6 +38,7 @@ use crate::wire::{
 pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
 pub use mix_log::MixRecord;
+pub use recording::{RecordEvent, RecordedAction, RoomSerial};
 use room::{Member, Room, RoomPolicy};
 
 /// How long a connection may stay open without sending `Join`.
@@ -204,6 +206,8 @@ pub struct Server {
     mixed: Vec<MixedFrame>,
     /// What each mix contained, while the opt-in mix log is enabled.
     mix_log: Option<Vec<MixRecord>>,
+    /// The opt-in recording feed, see [`recording`].
+    recording: Option<recording::Recorder>,
 }
 
 impl Server {
@@ -223,6 +227,7 @@ impl Server {
             shutting_down: false,
             mixed: Vec::new(),
             mix_log: None,
+            recording: None,
         }
     }
 
@@ -243,6 +248,27 @@ impl Server {
             Some(log) => std::mem::take(log),
             None => Vec::new(),
         }
+    }
+
+    /// Starts or stops the recording feed: decoded audio, joins, leaves and
+    /// moderation of every room opened from now on, for
+    /// [`Server::take_recording`]. Off by default. Stopping discards the
+    /// events not yet taken.
+    pub fn set_recording(&mut self, enabled: bool) {
+        match (enabled, &self.recording) {
+            (true, None) => self.recording = Some(recording::Recorder::default()),
+            (false, Some(_)) => self.recording = None,
+            _ => {}
+        }
+    }
+
+    /// Takes the recording events made since the last call, oldest first.
+    /// Empty when recording is off.
+    pub fn take_recording(&mut self) -> Vec<RecordEvent> {
+        self.recording
+            .as_mut()
+            .map(recording::Recorder::take)
+            .unwrap_or_default()
     }
 
     pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
@@ -939,7 +965,11 @@ impl Server {
             let policy = RoomPolicy {
                 members: &room.members,
             };
+            room.mixer.set_capture(self.recording.is_some());
             room.mixer.mix(&policy, &mut self.mixed);
+            if let Some(recording) = &mut self.recording {
+                recording.on_tick(&room.code, room.mixer.take_captured());
+            }
 
             for frame in self.mixed.drain(..) {
                 let Some(member) = room.members.get(&frame.listener) else {
@@ -1208,6 +1238,9 @@ impl Server {
     }
 
     fn event(&mut self, event: ServerEvent) {
+        if let Some(recording) = &mut self.recording {
+            recording.on_event(&event);
+        }
         self.outputs.push_back(ServerOutput::Event(event));
     }
 

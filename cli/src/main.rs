@@ -5,6 +5,7 @@ mod args;
 mod client;
 mod client_config;
 mod demo;
+mod record;
 mod replay;
 mod server;
 mod server_config;

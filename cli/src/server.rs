@@ -13,7 +13,7 @@ use voicemcu_quic::{
 use voicemcu_quic::status::{default_status_socket, StatusSocket};
 
 use crate::args::ServerArgs;
-use crate::shutdown;
+use crate::{record, shutdown};
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if args.settings.dump_config {
@@ -36,7 +36,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let server =
+    let mut server =
         QuicServer::bind_with(options, settings.tuning()).context("could not start the server")?;
     let addr = server
         .local_addr()
@@ -48,13 +48,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let status = open_status_socket(&args, &server).await;
 
-    server
-        .run(shutdown::signal())
-        .await
-        .context("server failed")?;
+    let recording = match &args.record {
+        Some(dir) => {
+            let recording = record::start(dir, &mut server)?;
+            println!("recording every room into {}", dir.display());
+            Some(recording)
+        }
+        None => None,
+    };
+
+    let result = server.run(shutdown::signal()).await;
     if let Some(status) = status {
         status.abort();
     }
+    // The server's leaves are queued for the writer by now: let it finish
+    // the files even if the server failed.
+    if let Some(recording) = recording {
+        recording.finish().await;
+    }
+    result.context("server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 

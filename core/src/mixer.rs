@@ -81,6 +81,15 @@ pub struct MixedFrame {
     pub speakers: Vec<ClientId>,
 }
 
+/// One member's audio as the mixer decoded it in one tick, after jitter
+/// buffering and concealment, handed out while capture is on (see
+/// [`RoomMixer::set_capture`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedFrame {
+    pub member: ClientId,
+    pub pcm: Box<PcmFrame>,
+}
+
 /// Per-member media counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MemberStats {
@@ -124,8 +133,9 @@ impl Member {
     }
 
     /// Pops this tick's playout and decodes it into `frame` when the member
-    /// may be heard, then decides whether it is speaking.
-    fn prepare(&mut self, id: ClientId, audible: bool) {
+    /// may be heard, then decides whether it is speaking. Returns whether
+    /// `frame` now holds this tick's decoded (or concealed) audio.
+    fn prepare(&mut self, id: ClientId, audible: bool) -> bool {
         let playout = self.jitter.pop();
         self.speaking = false;
         self.voiced = false;
@@ -155,6 +165,7 @@ impl Member {
         } else {
             self.vad.reset();
         }
+        decoded
     }
 
     fn conceal(&mut self, id: ClientId) -> bool {
@@ -211,6 +222,9 @@ pub struct RoomMixer {
     /// The mix being built for one listener.
     mix: Box<PcmFrame>,
     packet: [u8; MAX_AUDIO_PAYLOAD],
+    /// Every member's decoded frame of the ticks since the last
+    /// [`RoomMixer::take_captured`], while capture is on.
+    capture: Option<Vec<DecodedFrame>>,
 }
 
 impl RoomMixer {
@@ -226,6 +240,31 @@ impl RoomMixer {
             total: Box::new(SILENCE),
             mix: Box::new(SILENCE),
             packet: [0; MAX_AUDIO_PAYLOAD],
+            capture: None,
+        }
+    }
+
+    /// Starts or stops handing out every member's decoded frames. Off by
+    /// default, when it costs nothing. Capturing copies frames the mixer
+    /// decodes anyway and never changes what it mixes. Stopping discards
+    /// the frames not yet taken.
+    pub fn set_capture(&mut self, enabled: bool) {
+        match (enabled, &self.capture) {
+            (true, None) => self.capture = Some(Vec::new()),
+            (false, Some(_)) => self.capture = None,
+            _ => {}
+        }
+    }
+
+    /// Takes the frames captured since the last call: one per member and
+    /// tick in which the mixer decoded or concealed that member's audio, in
+    /// tick order and then ascending member id. A member that sent nothing,
+    /// or was muted (so nothing was decoded), has no frame for that tick.
+    /// Empty while capture is off.
+    pub fn take_captured(&mut self) -> Vec<DecodedFrame> {
+        match &mut self.capture {
+            Some(frames) => std::mem::take(frames),
+            None => Vec::new(),
         }
     }
 
@@ -287,14 +326,21 @@ impl RoomMixer {
             total,
             mix,
             packet,
+            capture,
         } = self;
 
         speakers.clear();
         voiced.clear();
         for (&id, member) in members.iter_mut() {
-            member.prepare(id, policy.is_audible(id));
+            let decoded = member.prepare(id, policy.is_audible(id));
             if member.voiced {
                 voiced.push(id);
+            }
+            if let (true, Some(captured)) = (decoded, capture.as_mut()) {
+                captured.push(DecodedFrame {
+                    member: id,
+                    pcm: member.frame.clone(),
+                });
             }
             if member.speaking {
                 let slot = speakers.len();
@@ -818,6 +864,39 @@ mod tests {
             1,
             "one encode serves all three"
         );
+    }
+
+    #[test]
+    fn capture_hands_out_decoded_frames_without_changing_mixes() {
+        let run = |capture: bool| {
+            let mut harness = three_tones(0.3);
+            harness.mixer.set_capture(capture);
+            let mut policy = Policy::default();
+            policy.muted.insert(CAROL);
+            let mut captured = Vec::new();
+            for _ in 0..30 {
+                harness.step(&policy);
+                captured.push(harness.mixer.take_captured());
+            }
+            (harness.frames, captured)
+        };
+        let (plain, nothing) = run(false);
+        let (frames, captured) = run(true);
+        assert_eq!(plain, frames, "capture changed what was mixed");
+        assert!(nothing.iter().all(Vec::is_empty));
+
+        // Once the jitter buffers play, every tick holds the decoded frames
+        // of the audible members only, in id order.
+        for tick in &captured[10..] {
+            let members: Vec<ClientId> = tick.iter().map(|frame| frame.member).collect();
+            assert_eq!(members, [ALICE, BOB], "muted Carol is never decoded");
+        }
+        let alice: Vec<f32> = captured[10..]
+            .iter()
+            .flat_map(|tick| tick[0].pcm.iter().copied())
+            .collect();
+        assert!(tone_amplitude(&alice, 500.0) > 0.25);
+        assert!(tone_amplitude(&alice, 1_000.0) < 0.01);
     }
 
     #[test]

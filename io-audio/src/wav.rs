@@ -6,18 +6,24 @@
 //! rates from [`MIN_SAMPLE_RATE`] to [`MAX_SAMPLE_RATE`]. Channels are
 //! averaged into one, and the result is resampled to 48 kHz.
 //!
-//! Two kinds of damage are treated differently:
-//! - a data chunk whose length is not a whole number of frames (one sample
-//!   of every channel) is read leniently: every whole frame is kept, the
-//!   partial one is dropped and a warning is logged;
-//! - a data chunk that declares more bytes than the file contains is an
-//!   error ([`WavError::Truncated`]) that names the frame in which the file
-//!   ends.
+//! Damaged data chunks are read leniently, keeping every whole frame (one
+//! sample of every channel):
+//! - a data chunk whose length is not a whole number of frames loses the
+//!   partial last frame, with a warning;
+//! - a header that was never finalised, because the program writing the
+//!   file was killed or the file was cut short, is recovered: when the data
+//!   chunk declares 0 bytes yet audio follows it, or declares more bytes
+//!   than the file holds, every whole frame the file holds is read, with a
+//!   debug log. (`voicemcu server --record` updates its headers every
+//!   second, so a killed server loses at most that second.)
+//!
+//! [`WavRecorder`] writes a file a frame at a time and makes it valid at
+//! every [`WavRecorder::flush`].
 //!
 //! Every error names the file, says what is wrong and what to do about it.
 
-use std::fs;
-use std::io::{self, Cursor};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Cursor};
 use std::path::{Path, PathBuf};
 
 use voicemcu_core::audio::SAMPLE_RATE;
@@ -228,6 +234,128 @@ pub fn write_wav_48k_mono(path: impl AsRef<Path>, samples: &[f32]) -> Result<(),
         .map_err(|error| WavError::from_hound(path, "writing", error))
 }
 
+/// Largest data chunk a WAV file can describe, leaving room for the header
+/// inside the RIFF chunk's 32-bit length: about 12 hours at 48 kHz mono
+/// 16-bit.
+const MAX_DATA_BYTES: u64 = u32::MAX as u64 - 1024;
+
+/// Writes a 48 kHz mono 16-bit PCM WAV file piece by piece, for recordings
+/// that run for hours and must survive the process being killed.
+///
+/// Samples beyond full scale saturate at -32768 and 32767 instead of
+/// wrapping ([`f32_to_i16`]). Each [`flush`](WavRecorder::flush) writes the
+/// header for everything written so far, so the file is a valid WAV file
+/// up to the last flush even if [`finish`](WavRecorder::finish) never runs;
+/// readers that recover unfinalised headers (as [`read_wav_mono`] does) get
+/// the rest too. Dropping the recorder finishes the file, logging any error.
+pub struct WavRecorder {
+    path: PathBuf,
+    /// `None` once finished.
+    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    samples_written: u64,
+    /// Samples written since the last flush.
+    unflushed: u64,
+}
+
+impl WavRecorder {
+    /// Creates or truncates the file at `path`.
+    pub fn create(path: impl AsRef<Path>) -> Result<WavRecorder, WavError> {
+        let path = path.as_ref();
+        let writer = hound::WavWriter::create(path, wav_spec_48k_mono())
+            .map_err(|error| WavError::from_hound(path, "creating", error))?;
+        Ok(WavRecorder {
+            path: path.to_path_buf(),
+            writer: Some(writer),
+            samples_written: 0,
+            unflushed: 0,
+        })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Samples written so far, flushed or not.
+    pub fn samples_written(&self) -> u64 {
+        self.samples_written
+    }
+
+    /// Appends `samples`, saturating those beyond full scale.
+    pub fn write(&mut self, samples: &[f32]) -> Result<(), WavError> {
+        self.append(samples.len(), samples.iter().copied())
+    }
+
+    /// Appends `count` samples of silence.
+    pub fn write_silence(&mut self, count: usize) -> Result<(), WavError> {
+        self.append(count, std::iter::repeat_n(0.0, count))
+    }
+
+    fn append(&mut self, count: usize, samples: impl Iterator<Item = f32>) -> Result<(), WavError> {
+        let path = &self.path;
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(WavError::Io {
+                path: path.clone(),
+                action: "writing",
+                source: io::Error::other("the file is already finished"),
+            });
+        };
+        if (self.samples_written + count as u64) * 2 > MAX_DATA_BYTES {
+            return Err(WavError::Io {
+                path: path.clone(),
+                action: "writing",
+                source: io::Error::other(
+                    "a WAV data chunk holds at most 4 GiB (about 12 hours at 48 kHz mono \
+                     16-bit); start a new file",
+                ),
+            });
+        }
+        for sample in samples {
+            writer
+                .write_sample(f32_to_i16(sample))
+                .map_err(|error| WavError::from_hound(path, "writing", error))?;
+        }
+        self.samples_written += count as u64;
+        self.unflushed += count as u64;
+        Ok(())
+    }
+
+    /// Writes buffered samples to the file and updates its header, so that
+    /// the file is valid as it stands. Does nothing when nothing was written
+    /// since the last flush.
+    pub fn flush(&mut self) -> Result<(), WavError> {
+        if self.unflushed == 0 {
+            return Ok(());
+        }
+        if let Some(writer) = self.writer.as_mut() {
+            writer
+                .flush()
+                .map_err(|error| WavError::from_hound(&self.path, "writing", error))?;
+        }
+        self.unflushed = 0;
+        Ok(())
+    }
+
+    /// Writes the final header. Later writes fail; finishing again does
+    /// nothing.
+    pub fn finish(&mut self) -> Result<(), WavError> {
+        match self.writer.take() {
+            Some(writer) => writer
+                .finalize()
+                .map_err(|error| WavError::from_hound(&self.path, "writing", error)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WavRecorder {
+    fn drop(&mut self) {
+        if let Err(error) = self.finish() {
+            tracing::error!(%error, "failed to finalise a WAV file on drop");
+        }
+    }
+}
+
 /// Returns the format of every file voicemcu writes: 48 kHz, mono, 16-bit PCM.
 pub(crate) fn wav_spec_48k_mono() -> hound::WavSpec {
     hound::WavSpec {
@@ -282,9 +410,11 @@ fn check_riff_wave(path: &Path, bytes: &[u8]) -> Result<(), WavError> {
     )))
 }
 
-/// Rejects a data chunk that runs past the end of the file, and shortens one
-/// that ends mid-frame to its whole frames (logging a warning), because
-/// hound 3.5 rejects such a chunk outright.
+/// Recovers a data chunk whose header was never finalised (declaring 0
+/// bytes with audio after it, or more bytes than the file holds) by
+/// declaring the whole frames the file holds, and shortens one that ends
+/// mid-frame to its whole frames (logging a warning), because hound 3.5
+/// rejects such chunks outright.
 fn check_data_length(
     path: &Path,
     bytes: &mut [u8],
@@ -298,17 +428,25 @@ fn check_data_length(
     }
     let declared = data.declared_len as usize;
     let available = data.available_len(bytes.len());
-    if declared > available {
-        let frame = available / block_align;
-        let seconds = frame as f64 / f64::from(fmt.sample_rate.max(1));
-        return Err(WavError::Truncated {
-            path: path.to_path_buf(),
-            detail: format!(
-                "the data chunk declares {declared} bytes but the file holds only {available} of \
-                 them, so it ends in frame {frame} (at {seconds:.3} s) of {}",
-                declared / block_align
-            ),
-        });
+    let unfinalised = declared == 0 && available > 0 && !is_chunk_list(bytes, data.body_offset);
+    if unfinalised || declared > available {
+        // Whole frames only, and no more than a data chunk can declare.
+        let limit = (u32::MAX as usize).min(available);
+        let whole = limit - limit % block_align;
+        let frames = whole / block_align;
+        tracing::debug!(
+            path = %path.display(),
+            declared_bytes = declared,
+            available_bytes = available,
+            frames,
+            seconds = frames as f64 / f64::from(fmt.sample_rate.max(1)),
+            "WAV header was not finalised (the writer stopped early or the file was cut); \
+             reading the whole frames the file holds"
+        );
+        // `whole` is at most u32::MAX.
+        let whole = whole as u32;
+        bytes[data.length_offset..data.length_offset + 4].copy_from_slice(&whole.to_le_bytes());
+        return Ok(());
     }
     let partial = declared % block_align;
     if partial != 0 {
@@ -325,6 +463,34 @@ fn check_data_length(
         bytes[data.length_offset..data.length_offset + 4].copy_from_slice(&whole.to_le_bytes());
     }
     Ok(())
+}
+
+/// Whether the bytes from `offset` to the end of the file are a list of
+/// RIFF chunks (four ASCII characters and a length each) that ends exactly
+/// at the end of the file: then an empty data chunk before them really is
+/// empty, rather than a header that was never updated.
+fn is_chunk_list(bytes: &[u8], mut offset: usize) -> bool {
+    if offset >= bytes.len() {
+        return false;
+    }
+    while offset < bytes.len() {
+        let Some(header) = bytes.get(offset..offset + 8) else {
+            return false;
+        };
+        if !header[..4]
+            .iter()
+            .all(|byte| byte.is_ascii_graphic() || *byte == b' ')
+        {
+            return false;
+        }
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let padded = size + (size & 1);
+        offset = match (offset + 8).checked_add(padded) {
+            Some(next) => next,
+            None => return false,
+        };
+    }
+    offset == bytes.len() || offset == bytes.len() + 1
 }
 
 /// Maps an error from `hound::WavReader::new`.
@@ -411,14 +577,14 @@ fn read_interleaved(
     Ok(samples)
 }
 
-/// Explains an empty data chunk, noting bytes after it that suggest the
-/// writer never finalised the header.
+/// Explains an empty data chunk: one that declares no bytes and is followed
+/// only by other chunks, or that holds less than one whole frame.
 fn empty_data_detail(bytes: &[u8], layout: &riff::RiffLayout) -> String {
     match layout.data {
-        Some(data) if data.declared_len == 0 && data.available_len(bytes.len()) > 0 => format!(
-            ": its data chunk declares 0 bytes, yet {} bytes follow it, so the program that \
-             wrote it probably did not finalise the header; re-record the file",
+        Some(data) if data.available_len(bytes.len()) > 0 && data.declared_len > 0 => format!(
+            ": its data chunk holds {} bytes, less than one frame; record some audio into it",
             data.available_len(bytes.len())
+                .min(data.declared_len as usize)
         ),
         _ => ": its data chunk is empty; record some audio into it".to_string(),
     }

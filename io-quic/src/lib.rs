@@ -10,6 +10,8 @@
 //! - [`connection_limit`]: the per-address limit on connection attempts.
 //! - [`settings`]: the server's configuration file, its defaults and their
 //!   validation.
+//! - [`recording`]: the bounded queue that carries the core's recording
+//!   feed to a writer thread without ever blocking the mix.
 //! - [`server`]: [`QuicServer`], which feeds one core
 //!   [`voicemcu_core::server::Server`] from every connection and carries out
 //!   its outputs.
@@ -27,6 +29,7 @@ pub mod connection_limit;
 pub mod endpoint;
 mod event_log;
 pub mod known_servers;
+pub mod recording;
 pub mod server;
 pub mod settings;
 #[cfg(unix)]

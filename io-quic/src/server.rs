@@ -34,6 +34,7 @@ use crate::clock::{sleep_until, Clock};
 use crate::connection_limit::ConnectionLimiter;
 use crate::endpoint::{negotiated_dialect, server_config_with, TransportSettings};
 use crate::event_log::EventLog;
+use crate::recording::RecordingSender;
 use crate::status::{StatusHandle, StatusReport, StatusRequest};
 use crate::tls::{Fingerprint, Identity, TlsError};
 
@@ -134,6 +135,7 @@ pub struct QuicServer {
     connection_rate: RateLimit,
     status_requests: mpsc::Sender<StatusRequest>,
     status_inbox: mpsc::Receiver<StatusRequest>,
+    recording: Option<RecordingSender>,
 }
 
 impl QuicServer {
@@ -183,6 +185,7 @@ impl QuicServer {
             connection_rate: DEFAULT_CONNECTION_RATE,
             status_requests,
             status_inbox,
+            recording: None,
         }
     }
 
@@ -191,6 +194,16 @@ impl QuicServer {
         StatusHandle {
             requests: self.status_requests.clone(),
         }
+    }
+
+    /// Records every room opened from now on: the core's recording feed
+    /// ([`voicemcu_core::server::RecordEvent`]) goes to `sender`, whose
+    /// receiver a writer thread drains (see [`crate::recording`]). The mix
+    /// never waits for it. The sender is dropped when [`QuicServer::run`]
+    /// returns, after the shutdown's leaves, which tells the writer to
+    /// finish.
+    pub fn record_to(&mut self, sender: RecordingSender) {
+        self.recording = Some(sender);
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -220,14 +233,17 @@ impl QuicServer {
             inputs_tx,
         ));
 
+        let mut core = Server::new(self.core, self.seed);
+        core.set_recording(self.recording.is_some());
         let mut owner = Owner {
-            core: Server::new(self.core, self.seed),
+            core,
             clock: Clock::start(),
             links: BTreeMap::new(),
             inputs,
             status_inbox: self.status_inbox,
             _status_requests: self.status_requests,
             event_log: EventLog::default(),
+            recording: self.recording,
         };
         owner.serve(shutdown).await;
 
@@ -319,6 +335,8 @@ struct Owner {
     /// Keeps `status_inbox` open while no handle exists.
     _status_requests: mpsc::Sender<StatusRequest>,
     event_log: EventLog,
+    /// Where the core's recording feed goes, when recording.
+    recording: Option<RecordingSender>,
 }
 
 impl Owner {
@@ -480,6 +498,11 @@ impl Owner {
                 ServerOutput::Event(event) => {
                     self.event_log.log(tokio::time::Instant::now(), &event);
                 }
+            }
+        }
+        if let Some(recording) = &mut self.recording {
+            for event in self.core.take_recording() {
+                recording.offer(event);
             }
         }
     }

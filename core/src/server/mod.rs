@@ -14,6 +14,7 @@ mod access;
 mod config;
 mod event;
 mod mix_log;
+mod recording;
 mod room;
 mod talking;
 
@@ -42,6 +43,7 @@ use access::{password_matches, same_ban_address, BanList};
 pub use config::ServerConfig;
 pub use event::{LeaveReason, ServerEvent};
 pub use mix_log::MixRecord;
+pub use recording::{RecordEvent, RecordedAction, RoomSerial};
 use room::{Member, Room, RoomPolicy};
 pub use talking::{MIN_REPORT_INTERVAL as MIN_TALKING_REPORT_INTERVAL, TALKING_HANGOVER};
 
@@ -217,6 +219,8 @@ pub struct Server {
     /// Addresses the hosts kicked, kept out of their rooms for
     /// [`ServerConfig::kick_ban`].
     bans: BanList,
+    /// The opt-in recording feed, see [`recording`].
+    recording: Option<recording::Recorder>,
 }
 
 impl Server {
@@ -237,6 +241,7 @@ impl Server {
             mixed: Vec::new(),
             mix_log: None,
             bans: BanList::default(),
+            recording: None,
         }
     }
 
@@ -257,6 +262,27 @@ impl Server {
             Some(log) => std::mem::take(log),
             None => Vec::new(),
         }
+    }
+
+    /// Starts or stops the recording feed: decoded audio, joins, leaves and
+    /// moderation of every room opened from now on, for
+    /// [`Server::take_recording`]. Off by default. Stopping discards the
+    /// events not yet taken.
+    pub fn set_recording(&mut self, enabled: bool) {
+        match (enabled, &self.recording) {
+            (true, None) => self.recording = Some(recording::Recorder::default()),
+            (false, Some(_)) => self.recording = None,
+            _ => {}
+        }
+    }
+
+    /// Takes the recording events made since the last call, oldest first.
+    /// Empty when recording is off.
+    pub fn take_recording(&mut self) -> Vec<RecordEvent> {
+        self.recording
+            .as_mut()
+            .map(recording::Recorder::take)
+            .unwrap_or_default()
     }
 
     pub fn handle_input(&mut self, now: Instant, input: ServerInput<'_>) {
@@ -1064,6 +1090,7 @@ impl Server {
             let policy = RoomPolicy {
                 members: &room.members,
             };
+            room.mixer.set_capture(self.recording.is_some());
             room.mixer.mix(&policy, &mut self.mixed);
             let connections = &self.connections;
             room.talking.update(
@@ -1077,6 +1104,9 @@ impl Server {
                 },
                 &mut talking_updates,
             );
+            if let Some(recording) = &mut self.recording {
+                recording.on_tick(&room.code, room.mixer.take_captured());
+            }
 
             for frame in self.mixed.drain(..) {
                 let Some(member) = room.members.get(&frame.listener) else {
@@ -1351,6 +1381,9 @@ impl Server {
     }
 
     fn event(&mut self, event: ServerEvent) {
+        if let Some(recording) = &mut self.recording {
+            recording.on_event(&event);
+        }
         self.outputs.push_back(ServerOutput::Event(event));
     }
 

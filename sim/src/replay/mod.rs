@@ -7,11 +7,13 @@
 //! memory on a virtual clock, much faster than real time and with no
 //! network. [`output`] writes what each participant heard, the whole room
 //! and a [`report`], and the same session file always gives the same files,
-//! byte for byte.
+//! byte for byte. [`record`] writes such session files from a live
+//! server (`voicemcu server --record`).
 
 pub mod engine;
 pub mod impairment;
 pub mod output;
+pub mod record;
 pub mod report;
 pub mod session;
 

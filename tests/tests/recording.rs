@@ -63,7 +63,7 @@ const COMMANDS: [(f64, &str, &str, Action, &str); 4] = [
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_of_a_recorded_conference_matches_what_listeners_heard() {
+async fn recorded_replay_matches_live() {
     let root = ScratchDir::new("conference");
     let (sender, writer) = record::start(root.path().join("recordings"), DEFAULT_QUEUE_SLOTS)
         .expect("recording starts");
@@ -240,7 +240,7 @@ async fn replay_of_a_recorded_conference_matches_what_listeners_heard() {
 /// an empty mix and well below speech.
 const AUDIBLE_DBFS: f32 = -45.0;
 
-/// The RMS level of `samples` from `from` to `to` seconds.
+/// Returns the RMS level of `samples` from `from` to `to` seconds.
 fn level(samples: &[f32], from: f64, to: f64) -> f32 {
     let at = |secs: f64| ((secs * f64::from(SAMPLE_RATE)) as usize).min(samples.len());
     rms_dbfs(&samples[at(from)..at(to)])

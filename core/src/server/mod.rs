@@ -357,8 +357,8 @@ impl Server {
         self.rooms.get(room).map(Room::roster)
     }
 
-    /// Every open room with its participants and their counters, ordered by
-    /// room code and client id.
+    /// Returns every open room with its participants and their counters,
+    /// ordered by room code and client id.
     pub fn status(&self) -> Vec<RoomStatus> {
         self.rooms
             .values()

@@ -106,7 +106,8 @@ struct SessionEvent {
 }
 
 impl SessionWriter {
-    /// A writer that puts sessions under `root`, which is created if needed.
+    /// Creates a writer that puts sessions under `root`, creating it if
+    /// needed.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<SessionWriter> {
         let root = root.into();
         fs::create_dir_all(&root)?;
@@ -117,7 +118,8 @@ impl SessionWriter {
         })
     }
 
-    /// The session folders created so far, in the order the rooms opened.
+    /// Returns the session folders created so far, in the order the rooms
+    /// opened.
     pub fn sessions(&self) -> &[PathBuf] {
         &self.sessions
     }
@@ -529,7 +531,7 @@ impl RoomRecording {
 }
 
 impl Track {
-    /// Appends silence until the file holds `frames` frames.
+    /// Appends silence until the file contains `frames` frames.
     fn pad_to(&mut self, frames: u64) {
         while self.frames < frames {
             self.write(&SILENCE);
@@ -661,12 +663,12 @@ pub struct RecorderHandle {
     thread: JoinHandle<RecordingSummary>,
 }
 
-/// What a recording produced.
+/// The files a recording produced and the frames it lost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordingSummary {
     /// Every session folder, in the order the rooms opened.
     pub sessions: Vec<PathBuf>,
-    /// What the queue dropped because the writer fell behind.
+    /// Frames and events the queue dropped because the writer fell behind.
     pub drops: DropCounts,
 }
 

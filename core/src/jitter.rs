@@ -49,6 +49,14 @@
 //! drops one frame every [`DRIFT_DROP_INTERVAL_TICKS`] ticks until the level
 //! is back at the depth.
 //!
+//! A sender whose clock runs slow, or a listener whose clock runs fast,
+//! empties the buffer now and then, and its next packet arrives just after
+//! it was concealed. Such a packet is late, not lost. When the level has
+//! stayed below twice the depth for the last [`DRIFT_WINDOW_TICKS`] ticks
+//! or more, the buffer moves playout back to it and plays it next, instead
+//! of dropping it and every packet after it as late. This *stretch* turns
+//! the concealed frames into added playout delay.
+//!
 //! Memory is bounded: at most `capacity` buffered packets plus one candidate.
 
 use std::collections::VecDeque;
@@ -122,6 +130,9 @@ pub struct JitterStats {
     pub played: u64,
     /// Ticks that returned [`Playout::Conceal`].
     pub concealed: u64,
+    /// Concealed frames whose packet arrived late and was played after all,
+    /// because the buffer had run dry: each added a frame of delay.
+    pub stretched: u64,
     /// Packets whose sequence was already buffered or already played.
     pub duplicates: u64,
     /// Packets that arrived after their playout point.
@@ -147,8 +158,9 @@ enum State {
     /// Buffering before playout; `waited` counts the ticks spent so far.
     Priming { waited: u32 },
     /// Playing one sequence per tick; `concealed_run` counts consecutive
-    /// missing frames.
-    Playing { concealed_run: u32 },
+    /// concealed ticks, and `skipped` those of them that gave up on their
+    /// sequence (all but a stretch).
+    Playing { concealed_run: u32, skipped: u32 },
 }
 
 /// Why a candidate packet did not fit, which decides how it is counted when
@@ -174,6 +186,9 @@ struct Candidate {
 struct DriftMonitor {
     ticks: u32,
     window_min: u32,
+    /// The highest level in the current window, and in the one before.
+    window_max: u32,
+    last_window_max: u32,
     draining: bool,
     since_drop: u32,
 }
@@ -293,7 +308,7 @@ impl JitterBuffer {
                     self.foreign(sequence, payload, CandidateKind::OutOfWindow);
                 } else if self.was_played(sequence, payload) {
                     self.stats.duplicates += 1;
-                } else {
+                } else if !self.stretch_for(sequence, ahead, payload) {
                     self.stats.late += 1;
                 }
                 return;
@@ -307,6 +322,50 @@ impl JitterBuffer {
             // Only reachable while priming: playing keeps `floor == base`.
             self.insert_behind(sequence, offset, payload, capacity);
         }
+    }
+
+    /// Takes back a packet that arrived after it was concealed, when the
+    /// evidence says the buffer ran dry rather than lost it. Returns whether
+    /// it did.
+    ///
+    /// The packet must be one of the sequences skipped by the current run
+    /// of concealment, nothing may be buffered after it, and the buffer
+    /// must have stayed below twice its depth for a second or more. Playout then moves back to the packet,
+    /// which plays next: the concealed frames become a stretch, and the
+    /// playout delay grows by as many frames as it moved back. A sender
+    /// whose clock runs slow, a listener whose clock runs fast and a delay
+    /// spike all look like this. A buffer that recently held more has delay
+    /// to spare, and its late packets are dropped.
+    fn stretch_for(&mut self, sequence: u32, ahead: i64, payload: &[u8]) -> bool {
+        let State::Playing {
+            concealed_run,
+            skipped,
+        } = self.state
+        else {
+            return false;
+        };
+        let back = ahead.unsigned_abs();
+        let recent_max = self.drift.window_max.max(self.drift.last_window_max);
+        let shallow = recent_max < self.config.depth.saturating_mul(2);
+        let fits = back < u64::from(self.config.capacity);
+        if self.present > 0 || back > u64::from(skipped) || !shallow || !fits {
+            return false;
+        }
+
+        let back = back as u32;
+        for _ in 0..back {
+            self.slots.push_front(None);
+        }
+        self.base = sequence;
+        self.floor = Some(sequence);
+        self.slots[0] = Some(payload.to_vec());
+        self.present += 1;
+        self.state = State::Playing {
+            concealed_run,
+            skipped: skipped - back,
+        };
+        self.stats.stretched += u64::from(back);
+        true
     }
 
     /// Stores a packet at or after `base`, dropping the oldest packets if
@@ -474,7 +533,10 @@ impl JitterBuffer {
                 let span = self.slots.len() as u32;
                 if span >= self.config.depth || waited >= self.config.depth {
                     self.floor = Some(self.base);
-                    self.state = State::Playing { concealed_run: 0 };
+                    self.state = State::Playing {
+                        concealed_run: 0,
+                        skipped: 0,
+                    };
                     self.drift.reset();
                     self.play()
                 } else {
@@ -499,7 +561,11 @@ impl JitterBuffer {
     fn play(&mut self) -> Playout {
         self.regulate_drift();
 
-        let State::Playing { concealed_run } = self.state else {
+        let State::Playing {
+            concealed_run,
+            skipped,
+        } = self.state
+        else {
             return Playout::Silent;
         };
 
@@ -508,7 +574,10 @@ impl JitterBuffer {
             self.history[history_index(sequence)] = Some((sequence, payload_hash(&payload)));
             self.trim();
             self.stats.played += 1;
-            self.state = State::Playing { concealed_run: 0 };
+            self.state = State::Playing {
+                concealed_run: 0,
+                skipped: 0,
+            };
             return Playout::Packet(payload);
         }
 
@@ -518,6 +587,7 @@ impl JitterBuffer {
             self.stats.concealed += 1;
             self.state = State::Playing {
                 concealed_run: concealed_run + 1,
+                skipped: skipped + 1,
             };
             Playout::Conceal
         } else if self.present > 0 {
@@ -528,7 +598,7 @@ impl JitterBuffer {
             // The sender paused. The floor goes back to the first concealed
             // sequence, because a sender that stops sending and later goes
             // on from where it stopped is the usual pause, not a late stream.
-            let first_missing = sequence.wrapping_sub(concealed_run);
+            let first_missing = sequence.wrapping_sub(skipped);
             self.base = first_missing;
             self.floor = Some(first_missing);
             self.slots.clear();
@@ -548,11 +618,15 @@ impl JitterBuffer {
         if drift.ticks == 0 || level < drift.window_min {
             drift.window_min = level;
         }
+        if drift.ticks == 0 || level > drift.window_max {
+            drift.window_max = level;
+        }
         drift.ticks += 1;
         if drift.ticks >= DRIFT_WINDOW_TICKS {
             if drift.window_min > depth.saturating_mul(2) {
                 drift.draining = true;
             }
+            drift.last_window_max = drift.window_max;
             drift.ticks = 0;
         }
 
@@ -926,6 +1000,55 @@ mod tests {
             "span reached {max_span}"
         );
         assert_accounted(&buffer);
+    }
+
+    #[test]
+    fn slow_sender_clock_is_stretched() {
+        let depth = 3;
+        let mut buffer = JitterBuffer::new(config(depth, 50, 5));
+        let mut sequence = 0u32;
+        let mut sequences = Vec::new();
+        let mut max_span = 0;
+        // The sender's clock runs 1% slow: one frame short every 100 ticks.
+        for tick in 0..10_000 {
+            if tick % 100 != 99 {
+                buffer.push(sequence, &payload(0, sequence));
+                sequence += 1;
+            }
+            sequences.extend(played(&buffer.pop()));
+            max_span = max_span.max(buffer.buffered_span());
+        }
+
+        // Every packet plays, in order: the buffer waits a frame each time
+        // it runs dry instead of skipping a packet that is only late.
+        let stats = buffer.stats();
+        assert!(sequences.windows(2).all(|pair| pair[1] == pair[0] + 1));
+        assert_eq!(stats.late, 0, "{stats:?}");
+        assert_eq!(stats.dropped_drift, 0, "{stats:?}");
+        assert!(stats.stretched >= 90, "{stats:?}");
+        // Every concealed frame became a stretch but the last, whose packet
+        // never came.
+        assert_eq!(stats.concealed, stats.stretched + 1, "{stats:?}");
+        assert!(max_span <= depth as usize, "span reached {max_span}");
+        assert_accounted(&buffer);
+    }
+
+    #[test]
+    fn deep_buffer_takes_a_missing_packet_as_lost() {
+        let mut buffer = JitterBuffer::new(config(2, 50, 5));
+        // Six frames buffered at once, well over twice the depth.
+        for sequence in 0..6 {
+            buffer.push(sequence, &payload(0, sequence));
+        }
+        let sequences: Vec<u32> = (0..6).filter_map(|_| played(&buffer.pop())).collect();
+        assert_eq!(sequences, (0..6).collect::<Vec<_>>());
+
+        // Frame 6 is lost and 7 arrives in time: 6 is concealed, not waited
+        // for, so 7 plays on schedule.
+        assert_eq!(buffer.pop(), Playout::Conceal);
+        buffer.push(7, &payload(0, 7));
+        assert_eq!(played(&buffer.pop()), Some(7));
+        assert_eq!(buffer.stats().stretched, 0);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_voicemcu");
 
 /// How long anything here may take before the test gives up; generous,
@@ -40,25 +42,11 @@ impl Server {
             .spawn()
             .expect("the voicemcu binary starts");
 
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut addr = None;
-        let mut fingerprint = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("server stdout is UTF-8");
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                addr = Some(rest.to_string());
-            }
-            if let Some(rest) = line.split("--cert-hash ").nth(1) {
-                fingerprint = Some(rest.trim_end_matches(')').to_string());
-            }
-            if line.starts_with("status: ") {
-                break;
-            }
-        }
+        let start = common::read_server_start(&mut child, "status: ");
         Server {
             child,
-            addr: addr.expect("the server printed its address"),
-            fingerprint: fingerprint.expect("the server printed its fingerprint"),
+            addr: start.addr,
+            fingerprint: start.fingerprint,
         }
     }
 

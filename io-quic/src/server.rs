@@ -32,7 +32,9 @@ use voicemcu_core::wire::{Dialect, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 
 use crate::clock::{sleep_until, Clock};
 use crate::connection_limit::ConnectionLimiter;
-use crate::endpoint::{negotiated_dialect, server_config_with, TransportSettings};
+use crate::endpoint::{
+    negotiated_dialect, server_config_with, server_endpoint_config, TransportSettings,
+};
 use crate::event_log::EventLog;
 use crate::recording::RecordingSender;
 use crate::status::{StatusHandle, StatusReport, StatusRequest};
@@ -155,11 +157,23 @@ impl QuicServer {
             CertificateSource::Files { cert, key } => Identity::load_or_create(cert, key)?,
         };
         let config = server_config_with(&identity, &tuning.transport)?;
-        let endpoint =
-            Endpoint::server(config, options.bind).map_err(|source| ServerError::Bind {
-                addr: options.bind,
-                source,
-            })?;
+        let bind_failed = |source| ServerError::Bind {
+            addr: options.bind,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(options.bind).map_err(bind_failed)?;
+        let runtime = quinn::default_runtime().ok_or_else(|| {
+            bind_failed(io::Error::other(
+                "no async runtime found: the server must run inside tokio",
+            ))
+        })?;
+        let endpoint = Endpoint::new(
+            server_endpoint_config(&identity),
+            Some(config),
+            socket,
+            runtime,
+        )
+        .map_err(bind_failed)?;
         let mut server =
             QuicServer::with_endpoint(endpoint, identity.fingerprint(), options.core, options.seed);
         server.connection_rate = tuning.connection_rate;

@@ -1,0 +1,37 @@
+//! Helpers for the CLI tests that run the real `voicemcu server`.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+
+/// The address and certificate fingerprint a server printed at start.
+pub struct ServerStart {
+    pub addr: String,
+    pub fingerprint: String,
+}
+
+/// Reads `child`'s standard output, which must be piped, until the server
+/// has printed its address, its fingerprint and a line starting with
+/// `ready`, and returns the first two.
+pub fn read_server_start(child: &mut Child, ready: &str) -> ServerStart {
+    let stdout = child.stdout.take().expect("the server's stdout is piped");
+    let mut addr = None;
+    let mut fingerprint = None;
+    let mut is_ready = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("server stdout is UTF-8");
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            addr = Some(rest.to_string());
+        }
+        if let Some(rest) = line.split("--cert-hash ").nth(1) {
+            fingerprint = Some(rest.trim_end_matches(')').to_string());
+        }
+        is_ready |= line.starts_with(ready);
+        if is_ready && addr.is_some() && fingerprint.is_some() {
+            break;
+        }
+    }
+    ServerStart {
+        addr: addr.expect("the server printed its address"),
+        fingerprint: fingerprint.expect("the server printed its fingerprint"),
+    }
+}

@@ -25,7 +25,7 @@ use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::codec::OpusSettings;
 use voicemcu_core::jitter::JitterConfig;
 use voicemcu_core::server::MAX_PASSWORD_LEN;
-use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice};
+use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice, SenderFaults};
 
 use crate::args::{ClientArgs, DEFAULT_PORT};
 use crate::client_config::{self, ClientSettings};
@@ -104,6 +104,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<ExitCode> {
             report_talking: interactive,
         },
         end_when_source_ends: args.input_wav.is_some() && args.seconds.is_none(),
+        faults: SenderFaults::default(),
     };
 
     let (commands_tx, commands) = mpsc::channel(16);

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use voicemcu_sim::turmoil::{list_scenarios, run_scenario, SimError};
+use voicemcu_sim::turmoil::{list_scenarios, run_scenario, soak_scenarios, SimError};
 
 /// Arguments of `voicemcu sim`.
 #[derive(Debug, Args)]
@@ -41,7 +41,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct SoakArgs {
-    /// Scenarios to run; every scenario when none is given.
+    /// Scenarios to run; when none is given, every scenario but those that
+    /// take minutes per run (`drift-long`) or fail on purpose (`canary`).
     pub scenarios: Vec<String>,
 
     /// The first seed.
@@ -91,6 +92,7 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     println!("{line}");
                 }
             }
+            println!("{}", outcome.summary);
             // The error names the seed, every broken invariant and the
             // command that reproduces the run.
             eprintln!("voicemcu: {error}");
@@ -104,7 +106,7 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// breaks an invariant or fails to run counts as a failure.
 fn run_soak(args: &SoakArgs) -> anyhow::Result<ExitCode> {
     let scenarios: Vec<String> = if args.scenarios.is_empty() {
-        list_scenarios().into_iter().map(str::to_owned).collect()
+        soak_scenarios().into_iter().map(str::to_owned).collect()
     } else {
         args.scenarios.clone()
     };

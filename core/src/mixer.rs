@@ -32,10 +32,6 @@
 
 use std::collections::BTreeMap;
 
-/// Ticks a speaker set's encoder is kept after it was last used: 1 s, so a
-/// set that recurs between words keeps its encoder state.
-const ENCODER_IDLE_TICKS: u64 = 50;
-
 use crate::audio::{PcmFrame, SILENCE};
 use crate::codec::{CodecError, Decoder, Encoder, OpusDecoder, OpusEncoder, OpusSettings};
 use crate::ids::ClientId;
@@ -43,6 +39,15 @@ use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::limiter::Limiter;
 use crate::vad::{frame_rms, VoiceActivityDetector};
 use crate::wire::MAX_AUDIO_PAYLOAD;
+
+/// Ticks a speaker set's encoder is kept after it was last used: 1 s, so a
+/// set that recurs between words keeps its encoder state.
+const ENCODER_IDLE_TICKS: u64 = 50;
+
+/// The debug message the mixer logs when a member's jitter buffer starts
+/// over on a new sequence: the sender restarted its stream, or came back
+/// from a long outage.
+pub const RESYNC_MESSAGE: &str = "member's jitter buffer resynchronised on a new sequence";
 
 /// Mixer settings shared by every room of a server.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -305,9 +310,14 @@ impl RoomMixer {
     /// Hands in one Opus packet a member sent. Packets for an id that is not
     /// a member are ignored.
     pub fn push_packet(&mut self, id: ClientId, sequence: u32, payload: &[u8]) {
-        match self.members.get_mut(&id) {
-            Some(member) => member.jitter.push(sequence, payload),
-            None => tracing::trace!(member = id, sequence, "packet for unknown member ignored"),
+        let Some(member) = self.members.get_mut(&id) else {
+            tracing::trace!(member = id, sequence, "packet for unknown member ignored");
+            return;
+        };
+        let resyncs = member.jitter.stats().resyncs;
+        member.jitter.push(sequence, payload);
+        if member.jitter.stats().resyncs != resyncs {
+            tracing::debug!(member = id, sequence, "{RESYNC_MESSAGE}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! [`connect`] then reconnects without ALPN as a legacy client.
 //! [`run_client`] runs a whole session on top of it.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -107,6 +108,39 @@ pub struct ClientOptions {
     /// Leave the room [`SOURCE_END_TAIL`] after the audio source ends.
     /// Otherwise the client stays, sending nothing, until stopped.
     pub end_when_source_ends: bool,
+    /// Faults to inject into the audio sender. Only simulations set any.
+    pub faults: SenderFaults,
+}
+
+/// The largest skew of a [`SenderFaults`] clock, fast or slow: 10 %.
+pub const MAX_CLOCK_SKEW_PPM: i32 = 100_000;
+
+/// Faults a simulation injects into a client's audio sender, to check that
+/// the server copes with clients that misbehave in ways real ones do. The
+/// default injects none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SenderFaults {
+    /// The audio clock's rate against true time, in parts per million:
+    /// 5000 ticks every 19.9 ms (0.5 % fast), -5000 every 20.1 ms.
+    /// Capture and playback both follow it, as they follow one sound
+    /// card's crystal. Clamped to [`MAX_CLOCK_SKEW_PPM`] either way.
+    pub clock_skew_ppm: i32,
+    /// Restarts of the outgoing sequence numbers, each as the time since
+    /// the session started and the sequence to start over at, in time
+    /// order. One that falls before the join waits for it.
+    pub sequence_restarts: Vec<(Duration, u32)>,
+}
+
+impl SenderFaults {
+    /// Returns the audio clock's period.
+    pub fn audio_period(&self) -> Duration {
+        let ppm = i64::from(
+            self.clock_skew_ppm
+                .clamp(-MAX_CLOCK_SKEW_PPM, MAX_CLOCK_SKEW_PPM),
+        );
+        let nanos = FRAME_DURATION.as_nanos() as i64 * 1_000_000 / (1_000_000 + ppm);
+        Duration::from_nanos(nanos as u64)
+    }
 }
 
 /// The reason a session ended.
@@ -365,6 +399,7 @@ async fn run_session(
     stop: impl Future<Output = ()>,
 ) -> Result<ClientExit, ClientError> {
     let clock = Clock::start();
+    let started = tokio::time::Instant::now();
     let core = Client::new(options.core.clone(), clock.now())?;
     let server = options.connect.server;
 
@@ -389,6 +424,13 @@ async fn run_session(
         source,
         sink,
         end_when_source_ends: options.end_when_source_ends,
+        audio_period: options.faults.audio_period(),
+        sequence_restarts: options
+            .faults
+            .sequence_restarts
+            .iter()
+            .map(|(after, sequence)| (started + *after, *sequence))
+            .collect(),
         source_ended: false,
         tail_end: None,
         closed: false,
@@ -419,6 +461,11 @@ struct Session<'a> {
     source: &'a mut dyn FrameSource,
     sink: &'a mut dyn FrameSink,
     end_when_source_ends: bool,
+    /// The audio clock's period: [`FRAME_DURATION`] unless a fault skews it.
+    audio_period: Duration,
+    /// Injected restarts of the outgoing sequence still to come: when, and
+    /// the sequence to start over at.
+    sequence_restarts: VecDeque<(tokio::time::Instant, u32)>,
     source_ended: bool,
     /// When to leave, once the source has ended.
     tail_end: Option<tokio::time::Instant>,
@@ -442,7 +489,7 @@ impl Session<'_> {
         let mut pushes: JoinSet<Result<Vec<u8>, ReadToEndError>> = JoinSet::new();
         let mut stream_open = true;
         let mut commands_open = true;
-        let mut next_tick = tokio::time::Instant::now() + FRAME_DURATION;
+        let mut next_tick = tokio::time::Instant::now() + self.audio_period;
 
         self.core
             .handle_input(self.clock.now(), ClientInput::Connected { dialect });
@@ -525,17 +572,25 @@ impl Session<'_> {
     /// and returns when the next one is due.
     fn audio_tick(&mut self, scheduled: tokio::time::Instant) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
-        let mut next = scheduled + FRAME_DURATION;
+        let mut next = scheduled + self.audio_period;
         let lag = now.saturating_duration_since(scheduled);
         if lag > MAX_AUDIO_LAG {
             debug!(?lag, "audio clock fell behind; skipping the missed ticks");
-            next = now + FRAME_DURATION;
+            next = now + self.audio_period;
         }
 
         if self.core.state() != ClientState::Joined {
             return next;
         }
         let core_now = self.clock.core_instant(now);
+
+        while let Some(&(at, sequence)) = self.sequence_restarts.front() {
+            if at > now {
+                break;
+            }
+            self.sequence_restarts.pop_front();
+            self.core.restart_sequence(sequence);
+        }
 
         if !self.source_ended {
             let mut frame: PcmFrame = SILENCE;
@@ -761,5 +816,32 @@ fn describe_loss(error: &ConnectionError) -> String {
         }
         ConnectionError::LocallyClosed => "closed by this client".to_owned(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn period(clock_skew_ppm: i32) -> Duration {
+        SenderFaults {
+            clock_skew_ppm,
+            ..SenderFaults::default()
+        }
+        .audio_period()
+    }
+
+    #[test]
+    fn skewed_clock_ticks_faster_or_slower() {
+        assert_eq!(period(0), FRAME_DURATION);
+        // 0.5 % fast: 201 ticks in the time a true clock takes for 200.
+        assert_eq!(period(5_000), Duration::from_nanos(19_900_497));
+        assert_eq!(period(-5_000), Duration::from_nanos(20_100_502));
+    }
+
+    #[test]
+    fn skew_is_clamped() {
+        assert_eq!(period(i32::MAX), period(MAX_CLOCK_SKEW_PPM));
+        assert_eq!(period(i32::MIN), period(-MAX_CLOCK_SKEW_PPM));
     }
 }

@@ -42,7 +42,7 @@ pub use quinn;
 
 pub use client::{
     connect, run_client, run_client_on, ClientError, ClientExit, ClientOptions, ConnectOptions,
-    DialectChoice,
+    DialectChoice, SenderFaults,
 };
 pub use endpoint::{TransportSettings, Trust};
 pub use server::{

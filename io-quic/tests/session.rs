@@ -14,7 +14,7 @@ use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::server::ServerConfig;
 use voicemcu_quic::{
     run_client, CertificateSource, ClientError, ClientExit, ClientOptions, ConnectOptions,
-    DialectChoice, Fingerprint, QuicServer, ServerError, ServerOptions, Trust,
+    DialectChoice, Fingerprint, QuicServer, SenderFaults, ServerError, ServerOptions, Trust,
 };
 
 /// Upper bound for waiting on any one thing in these tests.
@@ -135,6 +135,7 @@ fn start_client(
         connect,
         core: ClientConfig::new(room, name),
         end_when_source_ends: tone_frames.is_some(),
+        faults: SenderFaults::default(),
     };
 
     let source = Tone {

@@ -13,7 +13,7 @@ use voicemcu_core::client::{ClientConfig, ClientEvent};
 use voicemcu_core::server::ServerConfig;
 use voicemcu_quic::{
     CertificateSource, ClientError, ClientExit, ClientOptions, ConnectOptions, DialectChoice,
-    Fingerprint, QuicServer, ServerError, ServerOptions, Trust,
+    Fingerprint, QuicServer, SenderFaults, ServerError, ServerOptions, Trust,
 };
 
 /// Why a loopback conference could not run.
@@ -82,6 +82,7 @@ impl LoopbackServer {
             connect,
             core: ClientConfig::new(room, name),
             end_when_source_ends: true,
+            faults: SenderFaults::default(),
         }
     }
 

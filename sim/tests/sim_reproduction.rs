@@ -35,3 +35,30 @@ fn broken_invariant_prints_seed_and_command() {
         "cargo run -p voicemcu -- sim run clean --seed 5"
     );
 }
+
+/// A far sequence restart that the server never resynchronised on, or that
+/// never reached it, breaks `server-resyncs-after-restart`.
+#[test]
+fn unnoticed_sequence_restart_is_reported() {
+    let seed = 1;
+    let mut outcome =
+        run_scenario("sequence-restart", seed).unwrap_or_else(|error| panic!("{error}"));
+    // Alice restarts at 0 from about 190, far past the buffer's capacity.
+    assert!(!outcome.observation.participants[0]
+        .server_resyncs
+        .is_empty());
+
+    outcome.observation.participants[0].server_resyncs.clear();
+    let error = check_outcome(&outcome).unwrap_err();
+    let SimError::InvariantsBroken { violations, .. } = &error else {
+        panic!("expected broken invariants, got {error:?}");
+    };
+    let broken: Vec<&str> = violations.iter().map(|v| v.invariant).collect();
+    assert_eq!(broken, vec!["server-resyncs-after-restart"]);
+    assert!(
+        error
+            .to_string()
+            .contains("cargo run -p voicemcu -- sim run sequence-restart --seed 1"),
+        "{error}"
+    );
+}

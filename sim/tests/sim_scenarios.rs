@@ -85,6 +85,36 @@ fn legacy_host_churn_scenario_holds() {
 }
 
 #[test]
+fn drift_scenario_holds() {
+    run_seeds("drift", &LONG_SEEDS);
+}
+
+/// 15 simulated minutes take about four minutes of CPU in a debug build,
+/// too long for every CI run: `drift` runs the same conference for 90 s.
+#[test]
+#[ignore = "about four minutes of CPU; run with `cargo test -p voicemcu-sim -- --ignored`"]
+fn drift_long_scenario_holds() {
+    run_seeds("drift-long", &LONG_SEEDS);
+}
+
+#[test]
+fn sequence_restart_scenario_holds() {
+    run_seeds("sequence-restart", &SEEDS);
+}
+
+#[test]
+fn canary_scenario_fails() {
+    let error = run_scenario("canary", 2).unwrap_err();
+    let SimError::InvariantsBroken { violations, .. } = &error else {
+        panic!("expected broken invariants, got {error:?}");
+    };
+    assert!(violations.iter().all(|v| v.invariant == "delay-ceiling"));
+    assert!(error
+        .to_string()
+        .contains("cargo run -p voicemcu -- sim run canary --seed 2"));
+}
+
+#[test]
 fn scenario_list_names_each_once() {
     assert_eq!(
         list_scenarios(),
@@ -102,6 +132,10 @@ fn scenario_list_names_each_once() {
             "churn",
             "host-churn",
             "legacy-host-churn",
+            "drift",
+            "drift-long",
+            "sequence-restart",
+            "canary",
         ]
     );
 }

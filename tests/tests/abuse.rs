@@ -24,7 +24,7 @@ use voicemcu_quic::endpoint::{client_config, TransportSettings};
 use voicemcu_quic::quinn::{self, Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 use voicemcu_quic::{
     connect, run_client, CertificateSource, ClientError, ClientExit, ClientOptions, ConnectOptions,
-    Fingerprint, QuicServer, ServerError, ServerOptions, ServerTuning, Trust,
+    Fingerprint, QuicServer, SenderFaults, ServerError, ServerOptions, ServerTuning, Trust,
 };
 use voicemcu_sim::memory::MemorySink;
 
@@ -105,6 +105,7 @@ impl Speaker {
             connect: server.connect_options(),
             core: ClientConfig::new("good", name),
             end_when_source_ends: false,
+            faults: SenderFaults::default(),
         };
         let (commands, commands_rx) = mpsc::channel(1);
         let (events, mut events_rx) = mpsc::unbounded_channel();

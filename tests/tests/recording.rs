@@ -25,7 +25,7 @@ use voicemcu_core::wire::Dialect;
 use voicemcu_quic::recording::DEFAULT_QUEUE_SLOTS;
 use voicemcu_quic::{
     run_client, CertificateSource, ClientError, ClientExit, ClientOptions, ConnectOptions,
-    DialectChoice, QuicServer, ServerOptions, Trust,
+    DialectChoice, QuicServer, SenderFaults, ServerOptions, Trust,
 };
 use voicemcu_sim::memory::MemorySink;
 use voicemcu_sim::replay::record::{self, SESSION_FILE};
@@ -91,6 +91,7 @@ async fn recorded_replay_matches_live() {
             connect,
             core: ClientConfig::new("friday", speaker.name),
             end_when_source_ends: true,
+            faults: SenderFaults::default(),
         };
         let samples = read_wav_48k_mono(speaker.absolute_path()).unwrap();
         let mut client = LiveClient::spawn(options, samples);

@@ -105,6 +105,13 @@ impl AudioPath {
         Ok(wire::encode_datagram(header, &packet[..len]))
     }
 
+    /// Starts the outgoing stream over at `sequence`, with the timestamp
+    /// back at 0.
+    pub(crate) fn restart_sequence(&mut self, sequence: u32) {
+        self.next_sequence = sequence;
+        self.next_timestamp = 0;
+    }
+
     /// Counts a datagram that arrived while the client was not joined.
     pub(crate) fn ignore_datagram(&mut self) {
         self.stats.datagrams_ignored += 1;
@@ -181,5 +188,17 @@ mod tests {
             (second.sequence, second.timestamp),
             (0, TIMESTAMP_STEP - 101)
         );
+    }
+
+    #[test]
+    fn restart_sets_sequence_and_timestamp() {
+        let mut path = AudioPath::new(OpusSettings::default(), JitterConfig::default()).unwrap();
+        path.encode(5, &SILENCE).unwrap();
+        path.encode(5, &SILENCE).unwrap();
+
+        path.restart_sequence(70_000);
+        let datagram = path.encode(5, &SILENCE).unwrap();
+        let (header, _) = wire::decode_datagram(&datagram).unwrap();
+        assert_eq!((header.sequence, header.timestamp), (70_000, 0));
     }
 }

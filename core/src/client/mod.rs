@@ -221,6 +221,16 @@ impl Client {
         }
     }
 
+    /// Starts the outgoing audio stream over at `sequence`, with the
+    /// timestamp back at 0, as a sender does that rebuilds its audio
+    /// pipeline mid-call. This client never does it on its own; the
+    /// simulation calls it to check that the server resynchronises on the
+    /// new sequence.
+    pub fn restart_sequence(&mut self, sequence: u32) {
+        tracing::debug!(sequence, "outgoing audio sequence restarted");
+        self.audio.restart_sequence(sequence);
+    }
+
     /// Fills `out` with the next 20 ms of what the server sent, concealing
     /// losses and playing silence when there is nothing. Call once per
     /// 20 ms tick: each call takes one frame from the jitter buffer.

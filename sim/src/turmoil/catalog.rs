@@ -32,6 +32,10 @@ pub fn all() -> Vec<Scenario> {
         churn(),
         host_churn_native(),
         host_churn_legacy(),
+        drift(),
+        drift_long(),
+        sequence_restart(),
+        canary(),
     ]
 }
 
@@ -94,6 +98,8 @@ fn base(name: &'static str, summary: &'static str) -> Scenario {
         },
         server_idle_timeout: IDLE_TIMEOUT,
         restartable_server: false,
+        long: false,
+        fails_on_purpose: false,
         body: run_without_faults,
     }
 }
@@ -281,8 +287,8 @@ fn restart_the_server(conference: &mut Conference<'_>) -> Result<(), RunError> {
 pub fn restart() -> Scenario {
     let mut scenario = base(
         "restart",
-        "the server restarts at 4 s: the three clients lose their sessions within the idle \
-         timeout, two clients that join later talk normally",
+        "the server restarts at 4 s: its stateless resets end the three clients' sessions \
+         within 2 s, two clients that join later talk normally",
     );
     for participant in &mut scenario.participants {
         participant.expected_exit = ExpectedExit::ConnectionLost;
@@ -293,9 +299,11 @@ pub fn restart() -> Scenario {
     scenario
         .participants
         .push(Participant::new("erin", 2100.0, ms(6200)));
+    // A short idle timeout still, so that a server that stopped sending
+    // resets fails the run quickly instead of hanging it.
     scenario.server_idle_timeout = SHORT_IDLE_TIMEOUT;
     scenario.restartable_server = true;
-    scenario.leave_at = RESTART_AT + SHORT_IDLE_TIMEOUT + secs(4);
+    scenario.leave_at = RESTART_AT + secs(8);
     scenario.body = restart_the_server;
     scenario
 }
@@ -404,4 +412,90 @@ pub fn host_churn_legacy() -> Scenario {
         "host-churn with 0.1-dialect clients; reports how their rosters diverge",
         DialectChoice::Legacy,
     )
+}
+
+/// How far the drifting clocks run from true time: 0.5 %, a poor but real
+/// sound card crystal (good ones stay within 0.01 %).
+const DRIFT_PPM: i32 = 5_000;
+
+/// Returns a conference of `length` in which alice's sound card runs fast
+/// and bob's slow. Alice sends more frames than the server mixes, so the
+/// server's jitter buffer for her fills. Bob plays out slower than the
+/// server sends, so his own buffer fills. Both must drain the excess
+/// instead of letting the delay grow.
+fn drifting(name: &'static str, summary: &'static str, length: Duration) -> Scenario {
+    let mut scenario = base(name, summary);
+    scenario.network.latency = Latency::Reordering {
+        min: ms(10),
+        max: ms(30),
+    };
+    participant_mut(&mut scenario, "alice").clock_skew_ppm = DRIFT_PPM;
+    participant_mut(&mut scenario, "bob").clock_skew_ppm = -DRIFT_PPM;
+    scenario.leave_at = length;
+    // Without the drift drain, 0.5 % adds 100 ms of delay every 20 s on
+    // alice's path, where her frames pile up at the server, and on bob's,
+    // where the mix piles up at his client. Carol hearing alice then
+    // crosses this ceiling within a minute. With the drain, each buffer
+    // stays within about twice its depth, 120 ms.
+    scenario.expectations.max_delay = ms(400);
+    scenario
+}
+
+/// 90 s of 0.5 % clock drift, one fast and one slow client.
+pub fn drift() -> Scenario {
+    drifting(
+        "drift",
+        "alice's audio clock runs 0.5 % fast and bob's 0.5 % slow for 90 s; the delay must \
+         stay bounded",
+        secs(90),
+    )
+}
+
+/// Returns the `drift` conference for 15 simulated minutes.
+pub fn drift_long() -> Scenario {
+    let mut scenario = drifting(
+        "drift-long",
+        "drift for 15 simulated minutes: 4.5 s of clock difference each way",
+        secs(15 * 60),
+    );
+    scenario.long = true;
+    scenario
+}
+
+/// Makes each sender start its sequence numbers over once, in a different
+/// way.
+pub fn sequence_restart() -> Scenario {
+    let mut scenario = base(
+        "sequence-restart",
+        "each client's sender restarts its sequence numbers once: back to 0, across the wrap, \
+         and 17 frames back; each must be heard again within 1.5 s",
+    );
+    scenario.network.latency = Latency::Reordering {
+        min: ms(10),
+        max: ms(40),
+    };
+    // Alice's sequence is near 190 at 4 s: back to 0 is far behind the
+    // playout point, past the buffer's capacity.
+    participant_mut(&mut scenario, "alice").sequence_restarts = vec![(secs(4), 0)];
+    // Bob jumps to just below the wrap at 5 s, which is also far behind.
+    participant_mut(&mut scenario, "bob").sequence_restarts = vec![(secs(5), u32::MAX - 40)];
+    // Carol's sequence is near 267 at 6 s: 250 lands inside the window of
+    // packets already played, so they look late, not like a new stream.
+    participant_mut(&mut scenario, "carol").sequence_restarts = vec![(secs(6), 250)];
+    scenario.leave_at = secs(10);
+    scenario.expectations.recovery_bound = ms(1500);
+    scenario
+}
+
+/// Returns the `clean` conference held to a 1 ms delay ceiling, which no
+/// network can meet: every run breaks `delay-ceiling`. It shows what a
+/// failure prints, and its reproduction command must rerun it exactly.
+pub fn canary() -> Scenario {
+    let mut scenario = base(
+        "canary",
+        "fails on purpose: the clean conference held to a 1 ms delay ceiling",
+    );
+    scenario.expectations.max_delay = ms(1);
+    scenario.fails_on_purpose = true;
+    scenario
 }

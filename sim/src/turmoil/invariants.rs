@@ -5,7 +5,8 @@
 //! A participant is *present* from shortly after it joins until it leaves,
 //! vanishes or loses the server. An *outage* ([`Outage`]) is a span in which
 //! a scenario stops some audio on purpose: a partition, a vanished client,
-//! a silence, a mute or force-mute, a block, a move to a new port.
+//! a silence, a mute or force-mute, a block, a move to a new port, a
+//! sender starting its sequence numbers over.
 //!
 //! - `joined`: every participant joined the room.
 //! - `no-self-hearing`: no listener's playback ever contains its own tone
@@ -21,8 +22,12 @@
 //!   a blocked one to nobody who blocked it, not even faintly.
 //! - `recovers-after-partition`, `resumes-after-silence`,
 //!   `resumes-after-unmute`, `resumes-after-unblock`,
-//!   `resumes-after-rebind`: when an outage ends, audio flows again within
-//!   the scenario's recovery bound.
+//!   `resumes-after-rebind`, `resumes-after-sequence-restart`: when an
+//!   outage ends, audio flows again within the scenario's recovery bound.
+//! - `server-resyncs-after-restart`: after a sender starts its sequence
+//!   numbers over far from where they were ([`FAR_RESTART_FRAMES`]), the
+//!   server's mixer resynchronises on the new sequence within the
+//!   recovery bound, which proves the restart reached it.
 //! - `delay-ceiling`: markers reach listeners within the scenario's maximum
 //!   delay, so no buffer grows without bound. The delay must stay over the
 //!   ceiling to count: the same listener hears three of the speaker's
@@ -44,7 +49,8 @@
 //!   are all zero once everyone has left.
 //! - `expected-exit`: every session ended the way the scenario expects: a
 //!   clean stop, or a lost connection within the idle timeout plus
-//!   [`TIMEOUT_MARGIN`] of the fault.
+//!   [`TIMEOUT_MARGIN`] of the fault ([`RESTART_NOTICE`] for a server
+//!   restart, which the new server signals with a stateless reset).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -92,6 +98,11 @@ const JOIN_SETTLE: Duration = Duration::from_millis(1500);
 /// packet's flight, timers and one mixer tick.
 pub const TIMEOUT_MARGIN: Duration = Duration::from_secs(3);
 
+/// The time a client may take to notice that the server restarted. The
+/// restarted server replies to its next packet with a stateless reset,
+/// because it derives the reset key from its private key.
+pub const RESTART_NOTICE: Duration = Duration::from_secs(2);
+
 /// The clean ending of a session stopped by the scenario, as
 /// `ClientExit::Stopped` displays it.
 pub const STOPPED_EXIT: &str = "stopped; left the room";
@@ -113,6 +124,13 @@ pub struct ParticipantReport {
     pub silent: Vec<(Duration, Duration)>,
     /// When it moved to a new UDP port.
     pub rebinds_at: Option<Duration>,
+    /// When its sender started its sequence numbers over, and at which
+    /// sequence.
+    pub sequence_restarts: Vec<(Duration, u32)>,
+    /// Its audio clock's rate against true time, in parts per million.
+    pub clock_skew_ppm: i32,
+    /// When the server's mixer started over on a new sequence from it.
+    pub server_resyncs: Vec<Duration>,
     /// Its view of the room when the participants leave.
     pub view: ClientView,
     /// The session's end, as `ClientExit` displays it, or the error that
@@ -172,6 +190,7 @@ pub enum OutageKind {
     Muted,
     Blocked,
     Rebind,
+    SequenceRestart,
 }
 
 impl OutageKind {
@@ -184,18 +203,19 @@ impl OutageKind {
             OutageKind::Silence => Some(("silence-is-silent", ABSENT_DBFS)),
             OutageKind::Muted => Some(("muted-inaudible", ABSENT_DBFS)),
             OutageKind::Blocked => Some(("blocked-inaudible", ABSENT_DBFS)),
-            OutageKind::Rebind => None,
+            OutageKind::Rebind | OutageKind::SequenceRestart => None,
         }
     }
 
     /// Returns the invariant that audio resumes once the outage ends.
-    fn recovery_invariant(self) -> Option<&'static str> {
+    pub fn recovery_invariant(self) -> Option<&'static str> {
         match self {
             OutageKind::Partition => Some("recovers-after-partition"),
             OutageKind::Silence => Some("resumes-after-silence"),
             OutageKind::Muted => Some("resumes-after-unmute"),
             OutageKind::Blocked => Some("resumes-after-unblock"),
             OutageKind::Rebind => Some("resumes-after-rebind"),
+            OutageKind::SequenceRestart => Some("resumes-after-sequence-restart"),
             OutageKind::Vanish => None,
         }
     }
@@ -243,6 +263,15 @@ fn lost_at(observation: &Observation, participant: &ParticipantReport) -> Option
             _ => false,
         })
         .map(|record| record.at)
+}
+
+/// Returns whether the server restarted while `participant` was connected.
+fn restarted_under(observation: &Observation, participant: &ParticipantReport) -> bool {
+    observation.faults.iter().any(|record| {
+        record.fault == Fault::ServerRestart
+            && record.at > participant.joins_at
+            && participant.exit_at.is_none_or(|exit| record.at <= exit)
+    })
 }
 
 /// Returns the span in which `participant`'s audio is judged: from
@@ -346,6 +375,16 @@ pub fn outages(observation: &Observation) -> Vec<Outage> {
                 Some(at),
                 &subject,
             );
+        }
+        for (at, _) in &participant.sequence_restarts {
+            outages.push(Outage {
+                kind: OutageKind::SequenceRestart,
+                speaker: Some(index),
+                listener: None,
+                from: *at,
+                until: Some(*at),
+                subject: format!("{}'s sequence restart", participant.name),
+            });
         }
     }
 
@@ -467,6 +506,7 @@ pub fn check(observation: &Observation) -> Vec<Violation> {
     check_no_self_hearing(observation, &mut violations);
     check_hears_others(observation, &outages, &mut violations);
     check_outages(observation, &outages, &mut violations);
+    check_restarts_resynced(observation, &mut violations);
     check_delays(observation, &outages, &mut violations);
     check_rosters(observation, &mut violations);
     check_one_host(observation, &mut violations);
@@ -645,7 +685,7 @@ pub fn resumed_at(
 
 /// Returns the pairs, listener and speaker, that `outage` affects among
 /// participants present around it.
-fn affected_pairs(observation: &Observation, outage: &Outage) -> Vec<(usize, usize)> {
+pub fn affected_pairs(observation: &Observation, outage: &Outage) -> Vec<(usize, usize)> {
     let count = observation.participants.len();
     let mut pairs = Vec::new();
     for listener in 0..count {
@@ -724,6 +764,53 @@ fn check_outages(observation: &Observation, outages: &[Outage], violations: &mut
                         outage.subject,
                         format_sim_time(ended),
                         observation.expectations.recovery_bound.as_secs_f32()
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// The jump, in frames, from which a sequence restart must make the
+/// server's jitter buffer start over. It is twice the default capacity of
+/// 50 frames, so the estimate of where the sequence stood may be off by a
+/// second.
+pub const FAR_RESTART_FRAMES: u32 = 100;
+
+/// Checks that the server noticed each far sequence restart: its mixer
+/// started over on the new sequence within the recovery bound. Without
+/// this, a restart that never reached the wire would pass unnoticed. A
+/// restart to a sequence close behind looks like late packets followed by
+/// a resumed stream, which the buffer may rightly follow without starting
+/// over, and only `resumes-after-sequence-restart` judges it.
+fn check_restarts_resynced(observation: &Observation, violations: &mut Vec<Violation>) {
+    let bound = observation.expectations.recovery_bound;
+    for participant in &observation.participants {
+        // Senders start at sequence 0 and count one frame per 20 ms.
+        let mut last = (participant.joins_at, 0u32);
+        for &(at, sequence) in &participant.sequence_restarts {
+            let frames = (at.saturating_sub(last.0).as_millis() / 20) as u32;
+            let expected = last.1.wrapping_add(frames);
+            last = (at, sequence);
+            let jump = expected
+                .wrapping_sub(sequence)
+                .min(sequence.wrapping_sub(expected));
+            if jump < FAR_RESTART_FRAMES {
+                continue;
+            }
+            let resynced = participant
+                .server_resyncs
+                .iter()
+                .any(|resync| *resync >= at && *resync <= at + bound);
+            if !resynced {
+                violations.push(Violation {
+                    invariant: "server-resyncs-after-restart",
+                    detail: format!(
+                        "the server did not resynchronise on {}'s stream within {} ms of its \
+                         sequence restart at {}, about {jump} frames away",
+                        participant.name,
+                        bound.as_millis(),
+                        format_sim_time(at)
                     ),
                 });
             }
@@ -979,6 +1066,11 @@ fn check_exits(observation: &Observation, violations: &mut Vec<Violation>) {
             }
             ExpectedExit::ConnectionLost => {
                 let fault = lost_at(observation, participant);
+                let bound = if restarted_under(observation, participant) {
+                    RESTART_NOTICE
+                } else {
+                    bound
+                };
                 match (fault, participant.exit_at) {
                     (Some(fault), Some(at)) if at > fault + bound => Some(format!(
                         "{} noticed the lost connection only at {}, {} s after the fault (bound {} s)",

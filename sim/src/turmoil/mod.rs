@@ -137,6 +137,16 @@ pub fn list_scenarios() -> Vec<&'static str> {
         .collect()
 }
 
+/// Returns the names of the built-in scenarios that take seconds per run
+/// and should pass, which `sim soak` runs when no scenario is named.
+pub fn soak_scenarios() -> Vec<&'static str> {
+    catalog::all()
+        .iter()
+        .filter(|scenario| !scenario.long && !scenario.fails_on_purpose)
+        .map(|scenario| scenario.name)
+        .collect()
+}
+
 /// Runs the built-in scenario `name` with `seed` and checks its
 /// invariants. A broken invariant is an error whose message names the seed
 /// and the command that reproduces it.
@@ -362,6 +372,9 @@ fn observe(
                 expected_exit: participant.expected_exit,
                 silent: participant.silent.clone(),
                 rebinds_at: participant.rebinds_at,
+                sequence_restarts: participant.sequence_restarts.clone(),
+                clock_skew_ppm: participant.clock_skew_ppm,
+                server_resyncs: server_resyncs(records, &server_facts, participant.name),
                 view,
                 exit,
                 exit_at,
@@ -384,6 +397,36 @@ fn observe(
             .min(voicemcu_quic::endpoint::IDLE_TIMEOUT),
         delays,
     }
+}
+
+/// Returns when the server's mixer resynchronised on a new sequence from
+/// the participant called `name`, under any of its client ids.
+fn server_resyncs(
+    records: &trace::Records,
+    server_facts: &[(Duration, roster::ServerFact)],
+    name: &str,
+) -> Vec<Duration> {
+    let ids: Vec<String> = server_facts
+        .iter()
+        .filter_map(|(_, fact)| match fact {
+            roster::ServerFact::Joined {
+                client, name: who, ..
+            } if who == name => Some(client.to_string()),
+            _ => None,
+        })
+        .collect();
+    records
+        .server_log
+        .iter()
+        .filter(|entry| entry.message == voicemcu_core::mixer::RESYNC_MESSAGE)
+        .filter(|entry| {
+            entry
+                .fields
+                .iter()
+                .any(|(field, value)| field == "member" && ids.contains(value))
+        })
+        .map(|entry| entry.at)
+        .collect()
 }
 
 fn describe_network(scenario: &Scenario) -> String {
@@ -452,15 +495,20 @@ fn summarize(scenario: &Scenario, outcome: &ScenarioOutcome) -> String {
             .iter()
             .map(|window| window.levels_dbfs[l])
             .fold(tones::FLOOR_DBFS, f32::max);
+        let clock = match listener.clock_skew_ppm {
+            0 => String::new(),
+            ppm => format!("; audio clock {:+.2} %", f64::from(ppm) / 10_000.0),
+        };
         let _ = writeln!(
             text,
-            "{} heard {}; own tone at most {own_loudest:.1} dBFS",
+            "{} heard {}; own tone at most {own_loudest:.1} dBFS{clock}",
             listener.name,
             heard.join(", ")
         );
     }
 
     write_delays(&mut text, observation);
+    write_recoveries(&mut text, observation);
     write_divergence(&mut text, observation);
     let counts = &observation.server_counts;
     let _ = writeln!(
@@ -538,6 +586,74 @@ fn write_delays(text: &mut String, observation: &Observation) {
         largest.as_millis(),
         observation.expectations.max_delay.as_millis()
     );
+}
+
+/// Writes, for each outage that ends, how soon audio came back. For a span
+/// (a partition, a silence, a mute) that is the time from its end until
+/// the tone is heard again. For an instant (a port move, a sequence
+/// restart) it is the longest run of windows without the tone around it.
+/// Both are the worst over the affected pairs still present afterwards.
+fn write_recoveries(text: &mut String, observation: &Observation) {
+    let window = Duration::from_millis(20 * tones::WINDOW_FRAMES as u64);
+    let bound = observation.expectations.recovery_bound;
+    for outage in outages(observation) {
+        let Some(ended) = outage.until else {
+            continue;
+        };
+        if outage.kind.recovery_invariant().is_none() {
+            continue;
+        }
+        let look_until = ended + bound + Duration::from_secs(1);
+        let mut worst: Option<(Duration, usize, usize)> = None;
+        for (listener, speaker) in invariants::affected_pairs(observation, &outage) {
+            let (_, listener_until) = invariants::presence(observation, listener);
+            let (_, speaker_until) = invariants::presence(observation, speaker);
+            if look_until > listener_until.min(speaker_until) {
+                continue;
+            }
+            let windows = observation.participants[listener]
+                .windows
+                .iter()
+                .filter(|w| w.start >= outage.from && w.start < look_until);
+            let took = if outage.from == ended {
+                let mut longest = Duration::ZERO;
+                let mut run = Duration::ZERO;
+                for w in windows {
+                    if w.levels_dbfs[speaker] < invariants::PRESENT_DBFS {
+                        run += window;
+                        longest = longest.max(run);
+                    } else {
+                        run = Duration::ZERO;
+                    }
+                }
+                longest
+            } else {
+                invariants::resumed_at(observation, listener, speaker, ended)
+                    .map_or(look_until - ended, |at| at.saturating_sub(ended))
+            };
+            if worst.is_none_or(|(most, _, _)| took > most) {
+                worst = Some((took, listener, speaker));
+            }
+        }
+        let Some((took, listener, speaker)) = worst else {
+            continue;
+        };
+        let what = if outage.from == ended {
+            "longest gap"
+        } else {
+            "heard again after"
+        };
+        let _ = writeln!(
+            text,
+            "{} at {}: {what} {} ms, {} hearing {} (bound {} ms)",
+            outage.subject,
+            format_sim_time(outage.from),
+            took.as_millis(),
+            observation.participants[listener].name,
+            observation.participants[speaker].name,
+            bound.as_millis()
+        );
+    }
 }
 
 /// Writes how long each client's roster differed from the server's.

@@ -84,6 +84,12 @@ pub struct Participant {
     /// When its client moves to a new UDP port mid-call, which QUIC
     /// carries over as a connection migration.
     pub rebinds_at: Option<Duration>,
+    /// Its sound card clock's rate against true time, in parts per million
+    /// (see `SenderFaults::clock_skew_ppm`).
+    pub clock_skew_ppm: i32,
+    /// When its sender starts its sequence numbers over, and at which
+    /// sequence, in simulated time.
+    pub sequence_restarts: Vec<(Duration, u32)>,
     pub expected_exit: ExpectedExit,
 }
 
@@ -100,6 +106,8 @@ impl Participant {
             commands: Vec::new(),
             silent: Vec::new(),
             rebinds_at: None,
+            clock_skew_ppm: 0,
+            sequence_restarts: Vec::new(),
             expected_exit: ExpectedExit::Stopped,
         }
     }
@@ -270,6 +278,13 @@ pub struct Scenario {
     /// Whether the server runs as a turmoil host that the body may restart.
     /// A restartable server is not waited for at the end.
     pub restartable_server: bool,
+    /// Whether a run takes minutes rather than seconds. `sim soak` runs
+    /// such a scenario only when it is named.
+    pub long: bool,
+    /// Whether every run must break an invariant: a scenario that shows
+    /// what a failure and its reproduction look like. `sim soak` runs it
+    /// only when it is named.
+    pub fails_on_purpose: bool,
     pub body: ScenarioBody,
 }
 
@@ -283,6 +298,8 @@ impl fmt::Debug for Scenario {
             .field("expectations", &self.expectations)
             .field("server_idle_timeout", &self.server_idle_timeout)
             .field("restartable_server", &self.restartable_server)
+            .field("long", &self.long)
+            .field("fails_on_purpose", &self.fails_on_purpose)
             .finish_non_exhaustive()
     }
 }

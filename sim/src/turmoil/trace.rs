@@ -27,6 +27,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use voicemcu_core::client::ClientEvent;
+use voicemcu_core::mixer::RESYNC_MESSAGE;
 
 use super::roster::parse_server_fact;
 
@@ -184,12 +185,13 @@ impl Recorder {
 
     /// Records a server log entry, and its trace line: a membership or
     /// moderation change in a fixed form without addresses, any other
-    /// info-level entry as the message followed by its fields, and no line
-    /// for other debug entries.
+    /// info-level entry and the mixer's resynchronisations as the message
+    /// followed by its fields, and no line for other debug entries.
     fn server_log(&self, entry: ServerLogEntry) {
         let fact = parse_server_fact(&entry.message);
         let above_debug = entry.level != Level::DEBUG.to_string();
-        if !above_debug && fact.is_none() {
+        let resync = entry.message == RESYNC_MESSAGE;
+        if !above_debug && fact.is_none() && !resync {
             self.with(|records| records.server_log.push(entry));
             return;
         }

@@ -17,8 +17,12 @@ use tokio::sync::mpsc;
 use voicemcu_core::audio::{FrameSink, PcmFrame, FRAME_SAMPLES};
 use voicemcu_core::client::ClientConfig;
 use voicemcu_core::server::ServerConfig;
-use voicemcu_quic::endpoint::{auto_keep_alive, server_config_with, TransportSettings};
-use voicemcu_quic::{ClientOptions, ConnectOptions, Fingerprint, Identity, QuicServer, Trust};
+use voicemcu_quic::endpoint::{
+    auto_keep_alive, server_config_with, server_endpoint_config, TransportSettings,
+};
+use voicemcu_quic::{
+    ClientOptions, ConnectOptions, Fingerprint, Identity, QuicServer, SenderFaults, Trust,
+};
 
 use super::link_faults::SendFaults;
 use super::marked_tone::MarkedTone;
@@ -102,7 +106,10 @@ pub fn turmoil_builder(scenario: &Scenario, seed: u64) -> ::turmoil::Builder {
 }
 
 fn endpoint_config(seed: u64, host: &str) -> quinn::EndpointConfig {
-    let mut config = quinn::EndpointConfig::default();
+    seeded(quinn::EndpointConfig::default(), seed, host)
+}
+
+fn seeded(mut config: quinn::EndpointConfig, seed: u64, host: &str) -> quinn::EndpointConfig {
     config.rng_seed(Some(derive_seed_bytes(seed, &format!("quinn {host}"))));
     config
 }
@@ -186,8 +193,10 @@ async fn run_server(plan: ServerPlan) -> ::turmoil::Result {
         ..TransportSettings::default()
     };
     let config = server_config_with(&identity, &transport)?;
+    // The production server's endpoint configuration, whose stateless
+    // reset key survives a restart.
     let endpoint = quinn::Endpoint::new_with_abstract_socket(
-        endpoint_config(seed, SERVER_HOST),
+        seeded(server_endpoint_config(&identity), seed, SERVER_HOST),
         Some(config),
         Arc::new(socket),
         Arc::new(SimRuntime),
@@ -240,6 +249,7 @@ async fn run_participant(
         connect,
         core: ClientConfig::new(ROOM, name),
         end_when_source_ends: false,
+        faults: sender_faults(&plan.participant),
     };
     let source = MarkedTone::new(
         name,
@@ -277,6 +287,18 @@ async fn run_participant(
         ))
     });
 
+    if plan.participant.clock_skew_ppm != 0 {
+        recorder.line(
+            name,
+            format!(
+                "audio clock runs {:+} ppm against true time",
+                plan.participant.clock_skew_ppm
+            ),
+        );
+    }
+    for (at, sequence) in &plan.participant.sequence_restarts {
+        recorder.line_at(*at, name, format!("sender restarts at sequence {sequence}"));
+    }
     recorder.line(name, "connecting");
     let result = voicemcu_quic::run_client_on(
         endpoint,
@@ -321,6 +343,19 @@ async fn run_participant(
     };
     recorder.exit(name, exit);
     Ok(())
+}
+
+/// Returns the faults `participant`'s sender injects. Its session starts
+/// when it joins, so restart times become offsets from that.
+fn sender_faults(participant: &Participant) -> SenderFaults {
+    SenderFaults {
+        clock_skew_ppm: participant.clock_skew_ppm,
+        sequence_restarts: participant
+            .sequence_restarts
+            .iter()
+            .map(|(at, sequence)| (at.saturating_sub(participant.joins_at), *sequence))
+            .collect(),
+    }
 }
 
 /// Types each of `lines` at its simulated time, then keeps the channel

@@ -264,7 +264,9 @@ fn open_audio(
 ) -> anyhow::Result<Audio> {
     let file_source = source(args)?;
     let file_sink: Option<Box<dyn FrameSink>> = match &args.output_wav {
-        Some(path) => Some(Box::new(WavSink::create(path)?)),
+        // Created at the first frame played, so that a session that never
+        // joins leaves an earlier recording at the same path untouched.
+        Some(path) => Some(Box::new(WavSink::create_at_first_frame(path)?)),
         None => None,
     };
     let options = DeviceOptions {

@@ -1,6 +1,6 @@
 //! A frame sink that records to a 48 kHz mono 16-bit WAV file.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
@@ -22,8 +22,10 @@ const MAX_DATA_BYTES: u64 = u32::MAX as u64 - 1024;
 /// cannot return one.
 pub struct WavSink {
     path: PathBuf,
-    /// `None` once finished.
+    /// `None` before the first frame of a deferred sink, and once finished.
     writer: Option<Writer>,
+    /// Whether the file is still to be created, at the first frame.
+    deferred: bool,
     frames_written: u64,
 }
 
@@ -36,6 +38,22 @@ impl WavSink {
         Ok(WavSink {
             path: path.to_path_buf(),
             writer: Some(writer),
+            deferred: false,
+            frames_written: 0,
+        })
+    }
+
+    /// Checks that the file at `path` can be written, without changing it,
+    /// and creates or truncates it only at the first frame. A session that
+    /// never gets to play anything, because the server was unreachable or
+    /// rejected the join, leaves an existing recording as it was.
+    pub fn create_at_first_frame(path: impl AsRef<Path>) -> Result<Self, WavError> {
+        let path = path.as_ref();
+        check_writable(path)?;
+        Ok(WavSink {
+            path: path.to_path_buf(),
+            writer: None,
+            deferred: true,
             frames_written: 0,
         })
     }
@@ -51,6 +69,23 @@ impl WavSink {
     }
 }
 
+/// Checks that `path` can be opened for writing, without truncating an
+/// existing file or leaving a new one behind.
+fn check_writable(path: &Path) -> Result<(), WavError> {
+    match OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|error| WavError::from_io(path, "creating", error))?;
+            std::fs::remove_file(path).map_err(|error| WavError::from_io(path, "creating", error))
+        }
+        Err(error) => Err(WavError::from_io(path, "creating", error)),
+    }
+}
+
 /// Wraps a hound error in an `io::Error` that names the file.
 fn to_io_error(path: &Path, error: hound::Error) -> io::Error {
     let message = format!("failed writing WAV file {}: {error}", path.display());
@@ -62,6 +97,12 @@ fn to_io_error(path: &Path, error: hound::Error) -> io::Error {
 
 impl FrameSink for WavSink {
     fn write_frame(&mut self, frame: &PcmFrame) -> io::Result<()> {
+        if self.deferred {
+            self.deferred = false;
+            let writer = hound::WavWriter::create(&self.path, wav_spec_48k_mono())
+                .map_err(|error| to_io_error(&self.path, error))?;
+            self.writer = Some(writer);
+        }
         let Some(writer) = self.writer.as_mut() else {
             return Err(io::Error::other(format!(
                 "WAV file {} is already finished; create a new WavSink to record more",
@@ -92,6 +133,7 @@ impl FrameSink for WavSink {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.deferred = false;
         match self.writer.take() {
             Some(writer) => writer
                 .finalize()
@@ -123,6 +165,38 @@ mod tests {
         assert_eq!(spec.channels, 1);
         assert_eq!(spec.bits_per_sample, 16);
         reader.samples::<i16>().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn deferred_sink_keeps_file_until_first_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heard.wav");
+        std::fs::write(&path, b"an earlier recording").unwrap();
+
+        let mut sink = WavSink::create_at_first_frame(&path).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"an earlier recording");
+
+        let mut sink = WavSink::create_at_first_frame(&path).unwrap();
+        sink.write_frame(&SILENCE).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(read_i16(&path).len(), FRAME_SAMPLES);
+    }
+
+    #[test]
+    fn deferred_sink_checks_path_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir").join("heard.wav");
+        let error = WavSink::create_at_first_frame(&missing).err().unwrap();
+        assert!(error.to_string().contains("no-such-dir"), "{error}");
+
+        let error = WavSink::create_at_first_frame(dir.path()).err().unwrap();
+        assert!(error.to_string().contains("creating"), "{error}");
+
+        // A new file is not left behind by the check.
+        let fresh = dir.path().join("fresh.wav");
+        WavSink::create_at_first_frame(&fresh).unwrap();
+        assert!(!fresh.exists());
     }
 
     #[test]

@@ -38,6 +38,13 @@ use crate::tls::{Fingerprint, TlsError, SERVER_NAME};
 /// How long [`connect`] waits for a handshake by default.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many times [`connect`] tries a server that refuses the connection,
+/// by default.
+pub const REFUSED_ATTEMPTS: u32 = 3;
+
+/// How long [`connect`] waits before it tries a refusing server again.
+pub const REFUSED_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// How long closing waits for the server to acknowledge the last frames.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -84,11 +91,14 @@ pub struct ConnectOptions {
     pub dialect: DialectChoice,
     /// How long each handshake attempt may take.
     pub connect_timeout: Duration,
+    /// How many times to try a server that refuses the connection, one
+    /// second apart; 1 tries once.
+    pub refused_attempts: u32,
 }
 
 impl ConnectOptions {
     /// Options for `server` with the defaults: server name `localhost`,
-    /// automatic dialect, [`CONNECT_TIMEOUT`].
+    /// automatic dialect, [`CONNECT_TIMEOUT`], [`REFUSED_ATTEMPTS`].
     pub fn new(server: SocketAddr, trust: Trust) -> ConnectOptions {
         ConnectOptions {
             server,
@@ -96,6 +106,7 @@ impl ConnectOptions {
             trust,
             dialect: DialectChoice::Auto,
             connect_timeout: CONNECT_TIMEOUT,
+            refused_attempts: REFUSED_ATTEMPTS,
         }
     }
 }
@@ -215,6 +226,13 @@ pub enum ClientError {
         got: Fingerprint,
     },
 
+    #[error(
+        "{server} refused the connection {attempts} times: it limits new connections from one \
+         address (its --connection-rate and --connection-burst); wait a few seconds and try \
+         again, or ask its operator to raise the limit"
+    )]
+    Refused { server: SocketAddr, attempts: u32 },
+
     #[error("QUIC handshake with {server} failed: {source}")]
     Handshake {
         server: SocketAddr,
@@ -251,18 +269,56 @@ pub async fn connect(
     }
 
     match options.dialect {
-        DialectChoice::Legacy => attempt_connect(endpoint, options, false).await,
-        DialectChoice::Auto => match attempt_connect(endpoint, options, true).await {
+        DialectChoice::Legacy => connect_retrying(endpoint, options, false).await,
+        DialectChoice::Auto => match connect_retrying(endpoint, options, true).await {
             Err(ClientError::Handshake { source, .. }) if is_alpn_rejection(&source) => {
                 info!(
                     server = %options.server,
                     "server rejected ALPN voicemcu/2; reconnecting as a legacy 0.1 client"
                 );
-                attempt_connect(endpoint, options, false).await
+                connect_retrying(endpoint, options, false).await
             }
             other => other,
         },
     }
+}
+
+/// Connects like [`attempt_connect`], trying again after
+/// [`REFUSED_RETRY_DELAY`] while the server refuses the connection, up to
+/// `options.refused_attempts` attempts in all. A server refuses connections
+/// from an address that exceeded its connection rate, which a client
+/// that first probed the certificate can do on its own.
+async fn connect_retrying(
+    endpoint: &Endpoint,
+    options: &ConnectOptions,
+    offer_native_alpn: bool,
+) -> Result<(Connection, Dialect), ClientError> {
+    let mut attempts = 1;
+    loop {
+        match attempt_connect(endpoint, options, offer_native_alpn).await {
+            Err(ClientError::Handshake { source, .. }) if is_refusal(&source) => {
+                if attempts >= options.refused_attempts {
+                    return Err(ClientError::Refused {
+                        server: options.server,
+                        attempts,
+                    });
+                }
+                debug!(server = %options.server, attempts, "server refused the connection; trying again");
+                attempts += 1;
+                tokio::time::sleep(REFUSED_RETRY_DELAY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Returns whether the server refused the connection before any handshake.
+fn is_refusal(error: &ConnectionError) -> bool {
+    matches!(
+        error,
+        ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+    )
 }
 
 async fn attempt_connect(

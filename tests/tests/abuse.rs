@@ -350,20 +350,18 @@ async fn connection_flood_refused_per_address() {
     let pair = Pair::join(&server).await;
 
     let endpoint = Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    // One attempt each: the client's own retries would spread them out.
+    let mut once = server.connect_options();
+    once.refused_attempts = 1;
     let mut accepted = 0;
     let mut refused = 0;
     for _ in 0..30 {
-        match connect(&endpoint, &server.connect_options()).await {
+        match connect(&endpoint, &once).await {
             Ok((connection, _)) => {
                 accepted += 1;
                 connection.close(0u32.into(), b"done");
             }
-            Err(ClientError::Handshake {
-                source: ConnectionError::ConnectionClosed(close),
-                ..
-            }) if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED => {
-                refused += 1;
-            }
+            Err(ClientError::Refused { attempts: 1, .. }) => refused += 1,
             Err(other) => panic!("expected a refusal, got {other}"),
         }
     }
@@ -374,8 +372,15 @@ async fn connection_flood_refused_per_address() {
 
     // A token refills after a second at one per second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (connection, _) = connect(&endpoint, &server.connect_options()).await.unwrap();
+    let (connection, _) = connect(&endpoint, &once).await.unwrap();
     connection.close(0u32.into(), b"done");
+
+    // With its default retries, a client waits for the next token.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        let (connection, _) = connect(&endpoint, &server.connect_options()).await.unwrap();
+        connection.close(0u32.into(), b"done");
+    }
 
     pair.assert_hearing("after a connection flood").await;
     pair.leave().await;

@@ -186,7 +186,7 @@ pub struct DemoArgs {
 }
 
 /// The port voicemcu servers listen on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 4433;
+pub const DEFAULT_PORT: u16 = voicemcu_quic::settings::DEFAULT_PORT;
 
 pub(crate) fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = value.parse() {

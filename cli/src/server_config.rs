@@ -48,21 +48,21 @@ pub struct SettingsArgs {
 
     /// Bitrate of each listener's mix, in bits per second (6000 to 510000)
     /// [default: 32000].
-    #[arg(long)]
-    pub bitrate: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub bitrate: Option<i64>,
 
     /// Participants per room at most (1 to 256) [default: 16].
-    #[arg(long)]
-    pub max_room_size: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_room_size: Option<i64>,
 
     /// Rooms open at once at most (1 to 100000) [default: 1024].
-    #[arg(long)]
-    pub max_rooms: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_rooms: Option<i64>,
 
     /// Jitter buffer depth per sender, in 20 ms frames (1 to 50)
     /// [default: 3].
-    #[arg(long)]
-    pub jitter_depth: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub jitter_depth: Option<i64>,
 
     /// Frame RMS, as a fraction of full scale, below which a sender is
     /// treated as silent; 0 disables the gate [default: 0.01].
@@ -71,63 +71,63 @@ pub struct SettingsArgs {
 
     /// Seconds between sweeps for connections that never sent Join or
     /// whose signalling frame stalled (1 to 3600) [default: 5].
-    #[arg(long)]
-    pub cleanup_interval: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub cleanup_interval: Option<i64>,
 
     /// Display name length at most, in characters (1 to 1024)
     /// [default: 64].
-    #[arg(long)]
-    pub max_name_len: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_name_len: Option<i64>,
 
     /// Room code length at most, in characters (1 to 1024) [default: 128].
-    #[arg(long)]
-    pub max_room_code_len: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_room_code_len: Option<i64>,
 
     /// Signalling messages per second each client may send after its
     /// burst (1 to 1000) [default: 20].
-    #[arg(long)]
-    pub signalling_rate: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub signalling_rate: Option<i64>,
 
     /// Signalling messages each client may send at once (1 to 10000)
     /// [default: 40].
-    #[arg(long)]
-    pub signalling_burst: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub signalling_burst: Option<i64>,
 
     /// Connection attempts per second allowed from one IP address after
     /// its burst (1 to 10000) [default: 2].
-    #[arg(long)]
-    pub connection_rate: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub connection_rate: Option<i64>,
 
     /// Connection attempts allowed at once from one IP address (1 to
     /// 100000) [default: 20].
-    #[arg(long)]
-    pub connection_burst: Option<u32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub connection_burst: Option<i64>,
 
     /// Seconds a signalling frame may take to arrive whole (1 to 600)
     /// [default: 10].
-    #[arg(long)]
-    pub frame_timeout: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub frame_timeout: Option<i64>,
 
     /// Seconds a kicked client's address may not rejoin that room (0 to
     /// 604800; 0 disables the ban) [default: 600].
-    #[arg(long)]
-    pub kick_ban: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub kick_ban: Option<i64>,
 
     /// Seconds a connection may stay silent before it is dropped (3 to
     /// 600) [default: 30].
-    #[arg(long)]
-    pub idle_timeout: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub idle_timeout: Option<i64>,
 
     /// Seconds of quiet before the server sends a keep-alive, below
     /// --idle-timeout; 0 chooses a third of the idle timeout, at most 10 s
     /// [default: 0].
-    #[arg(long)]
-    pub keep_alive: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub keep_alive: Option<i64>,
 
     /// Bytes of received audio datagrams buffered per connection (1500 to
     /// 16777216) [default: 65536].
-    #[arg(long)]
-    pub datagram_receive_buffer: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub datagram_receive_buffer: Option<i64>,
 }
 
 impl SettingsArgs {
@@ -148,17 +148,17 @@ impl SettingsArgs {
         }
 
         let numbers = [
-            ("bitrate", self.bitrate.map(u64::from)),
-            ("max_room_size", self.max_room_size.map(u64::from)),
-            ("max_rooms", self.max_rooms.map(u64::from)),
-            ("jitter_depth", self.jitter_depth.map(u64::from)),
+            ("bitrate", self.bitrate),
+            ("max_room_size", self.max_room_size),
+            ("max_rooms", self.max_rooms),
+            ("jitter_depth", self.jitter_depth),
             ("cleanup_interval", self.cleanup_interval),
-            ("max_name_len", self.max_name_len.map(u64::from)),
-            ("max_room_code_len", self.max_room_code_len.map(u64::from)),
-            ("signalling_rate", self.signalling_rate.map(u64::from)),
-            ("signalling_burst", self.signalling_burst.map(u64::from)),
-            ("connection_rate", self.connection_rate.map(u64::from)),
-            ("connection_burst", self.connection_burst.map(u64::from)),
+            ("max_name_len", self.max_name_len),
+            ("max_room_code_len", self.max_room_code_len),
+            ("signalling_rate", self.signalling_rate),
+            ("signalling_burst", self.signalling_burst),
+            ("connection_rate", self.connection_rate),
+            ("connection_burst", self.connection_burst),
             ("frame_timeout", self.frame_timeout),
             ("kick_ban", self.kick_ban),
             ("idle_timeout", self.idle_timeout),
@@ -307,5 +307,23 @@ mod tests {
             error,
             "invalid value 0 for option jitter_depth: the allowed range is 1 to 50"
         );
+    }
+
+    #[test]
+    fn negative_or_huge_flag_names_range() {
+        let cases = [
+            (
+                ["--bitrate", "-1"],
+                "invalid value -1 for option bitrate: the allowed range is 6000 to 510000",
+            ),
+            (
+                ["--max-rooms", "5000000000"],
+                "invalid value 5000000000 for option max_rooms: the allowed range is 1 to 100000",
+            ),
+        ];
+        for (flags, expected) in cases {
+            let error = settings_from(&flags).unwrap_err().to_string();
+            assert_eq!(error, expected, "for {flags:?}");
+        }
     }
 }

@@ -25,6 +25,9 @@ use crate::server::{CertificateSource, ServerOptions, ServerTuning, DEFAULT_CONN
 /// The default address and port a server listens on.
 pub const DEFAULT_BIND: &str = "0.0.0.0:4433";
 
+/// The UDP port a `bind` address without one gets.
+pub const DEFAULT_PORT: u16 = 4433;
+
 /// Every server option. Field names are the TOML keys and, with `-` for
 /// `_`, the command-line flags.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -247,6 +250,38 @@ pub enum SettingsError {
     Invalid { message: String },
 }
 
+/// Gives `bind` the default port when it names only an address, as the
+/// `--bind` flag does.
+fn add_default_port(table: &mut toml::Table) {
+    let Some(toml::Value::String(bind)) = table.get_mut("bind") else {
+        return;
+    };
+    if let Ok(ip) = bind.parse::<std::net::IpAddr>() {
+        *bind = SocketAddr::new(ip, DEFAULT_PORT).to_string();
+    }
+}
+
+/// Checks every whole number in `table` against its option's range before
+/// the table is converted, so that a negative value, or one too large for
+/// the option's type, gets the range message rather than a type error.
+fn check_whole_numbers(table: &toml::Table) -> Result<(), SettingsError> {
+    for doc in OPTIONS {
+        let (Some(range), Some(toml::Value::Integer(value))) = (&doc.range, table.get(doc.key))
+        else {
+            continue;
+        };
+        let fits = u64::try_from(*value).is_ok_and(|value| range.contains(&value));
+        if !fits {
+            return Err(SettingsError::OutOfRange {
+                option: doc.key,
+                value: value.to_string(),
+                allowed: format!("{} to {}", range.start(), range.end()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Option values that take precedence over the file, by TOML key: the
 /// command-line flags that were given.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -259,9 +294,9 @@ impl SettingsOverrides {
         SettingsOverrides::default()
     }
 
-    /// Sets a whole-number option.
-    pub fn set_number(&mut self, key: &str, value: u64) -> &mut Self {
-        let value = i64::try_from(value).unwrap_or(i64::MAX);
+    /// Sets a whole-number option. A negative value or one out of the
+    /// option's range fails [`ServerSettings::load`] with the range.
+    pub fn set_number(&mut self, key: &str, value: i64) -> &mut Self {
         self.table
             .insert(key.to_owned(), toml::Value::Integer(value));
         self
@@ -305,6 +340,8 @@ impl ServerSettings {
         for (key, value) in &overrides.table {
             table.insert(key.clone(), value.clone());
         }
+        check_whole_numbers(&table)?;
+        add_default_port(&mut table);
 
         let settings: ServerSettings = table.try_into().map_err(|error: toml::de::Error| {
             let message = error.to_string().trim_end().to_owned();
@@ -499,7 +536,11 @@ pub fn default_certificate_files() -> Option<CertificateSource> {
 pub fn dump_default_config() -> String {
     let defaults = ServerSettings::default();
     // Serialising a struct of plain values to a TOML table cannot fail.
-    let table = toml::Table::try_from(&defaults).unwrap_or_default();
+    let mut table = toml::Table::try_from(&defaults).unwrap_or_default();
+    // The threshold is an f32; widened to f64 as is, 0.01 would print as
+    // 0.009999999776482582. Its shortest decimal form parses back the same.
+    let threshold = defaults.vad_threshold.to_string().parse().unwrap_or(0.0);
+    table.insert("vad_threshold".to_owned(), toml::Value::Float(threshold));
 
     let mut text = String::from(
         "# voicemcu server configuration. Every option is shown with its default.\n\

@@ -93,6 +93,19 @@ fn invalid_file_value_names_option_value_range() {
             "vad_threshold = -0.5",
             "invalid value -0.5 for option vad_threshold: the allowed range is 0 to 1",
         ),
+        // Out of the options' integer types, not only of their ranges.
+        (
+            "bitrate = -1",
+            "invalid value -1 for option bitrate: the allowed range is 6000 to 510000",
+        ),
+        (
+            "kick_ban = -5",
+            "invalid value -5 for option kick_ban: the allowed range is 0 to 604800",
+        ),
+        (
+            "max_rooms = 5000000000",
+            "invalid value 5000000000 for option max_rooms: the allowed range is 1 to 100000",
+        ),
     ];
     for (text, expected) in cases {
         let file = ConfigFile::new("invalid", text);
@@ -101,6 +114,17 @@ fn invalid_file_value_names_option_value_range() {
             .to_string();
         assert_eq!(error, expected, "for {text:?}");
     }
+}
+
+#[test]
+fn bind_without_port_gets_default_port() {
+    let file = ConfigFile::new("bind", "bind = \"127.0.0.1\"\n");
+    let settings = ServerSettings::load(Some(&file.path), &SettingsOverrides::new()).unwrap();
+    assert_eq!(settings.bind.to_string(), "127.0.0.1:4433");
+
+    let file = ConfigFile::new("bind6", "bind = \"::1\"\n");
+    let settings = ServerSettings::load(Some(&file.path), &SettingsOverrides::new()).unwrap();
+    assert_eq!(settings.bind.to_string(), "[::1]:4433");
 }
 
 #[test]

@@ -168,8 +168,8 @@ pub struct ClientArgs {
     #[arg(long, env = "VOICEMCU_ROOM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
-    /// File whose first line is the room password; it wins over
-    /// --password and VOICEMCU_ROOM_PASSWORD.
+    /// File whose first line, without trailing spaces, is the room
+    /// password; it wins over --password and VOICEMCU_ROOM_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 }

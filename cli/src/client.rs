@@ -445,7 +445,13 @@ fn room_password(args: &ClientArgs) -> anyhow::Result<Option<String>> {
                     path.display()
                 )
             })?;
-            text.lines().next().unwrap_or_default().to_string()
+            // Editors leave trailing spaces unseen, and a password that
+            // differs from the others' only by them would fail to join.
+            text.lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_string()
         }
         (None, None) => return Ok(None),
     };
@@ -551,5 +557,32 @@ mod tests {
         let error = resolve("127.0.0.1:99999").await.unwrap_err().to_string();
         assert!(error.starts_with("invalid port \"99999\""), "{error}");
         assert!(resolve("127.0.0.1:").await.is_err());
+    }
+
+    #[test]
+    fn password_file_drops_trailing_spaces() {
+        use clap::Parser;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "open sesame \t\r\nsecond line\n").unwrap();
+
+        let cli = crate::args::Cli::try_parse_from([
+            "voicemcu",
+            "client",
+            "127.0.0.1",
+            "room",
+            "alice",
+            "--password-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        let crate::args::Command::Client(args) = cli.command else {
+            panic!("parsed as another subcommand");
+        };
+        assert_eq!(
+            room_password(&args).unwrap().as_deref(),
+            Some("open sesame")
+        );
     }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, trace, warn};
 use voicemcu_core::audio::{FrameSink, FrameSource, PcmFrame, FRAME_DURATION, SILENCE};
 use voicemcu_core::client::{
-    Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientState,
+    shutdown_detail, Client, ClientConfig, ClientEvent, ClientInput, ClientOutput, ClientState,
 };
 use voicemcu_core::codec::CodecError;
 use voicemcu_core::server::close_code;
@@ -187,7 +187,10 @@ impl fmt::Display for ClientExit {
                 write!(f, "join rejected by the server: {message}")
             }
             ClientExit::JoinTimedOut => f.write_str("the server did not answer the join in time"),
-            ClientExit::ServerShutdown { reason } => write!(f, "the server shut down: {reason}"),
+            ClientExit::ServerShutdown { reason } => match shutdown_detail(reason) {
+                Some(reason) => write!(f, "the server shut down: {reason}"),
+                None => f.write_str("the server shut down"),
+            },
             ClientExit::ConnectionLost { reason } => write!(f, "connection lost: {reason}"),
             ClientExit::Closed { reason } => write!(f, "session closed: {reason}"),
             ClientExit::SourceEnded => f.write_str("the audio source ended; left the room"),
@@ -262,9 +265,10 @@ pub async fn connect(
     options: &ConnectOptions,
 ) -> Result<(Connection, Dialect), ClientError> {
     if options.trust == Trust::SkipVerify {
-        warn!(
+        // Debug, not warn: the command line warns before it gets here.
+        debug!(
             server = %options.server,
-            "server certificate verification is disabled (--danger-skip-verify): anyone on the network path can impersonate the server"
+            "server certificate verification is disabled: anyone on the network path can impersonate the server"
         );
     }
 

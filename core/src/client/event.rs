@@ -145,6 +145,15 @@ fn muted_word(muted: bool) -> &'static str {
     }
 }
 
+/// Returns what a shutdown reason adds to "the server is shutting down",
+/// or `None` when it adds nothing: empty, or the 0.1 server's own "server
+/// is shutting down".
+pub fn shutdown_detail(reason: &str) -> Option<&str> {
+    let reason = reason.trim();
+    let repeats = reason.to_ascii_lowercase().contains("shutting down");
+    (!reason.is_empty() && !repeats).then_some(reason)
+}
+
 impl fmt::Display for ClientEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -228,9 +237,10 @@ impl fmt::Display for ClientEvent {
                 "join timed out: no reply from the server within {} s",
                 after.as_secs()
             ),
-            ClientEvent::ShuttingDown { reason } => {
-                write!(f, "the server is shutting down: {reason}")
-            }
+            ClientEvent::ShuttingDown { reason } => match shutdown_detail(reason) {
+                Some(reason) => write!(f, "the server is shutting down: {reason}"),
+                None => f.write_str("the server is shutting down"),
+            },
             ClientEvent::ConnectionLost { reason } => write!(f, "connection lost: {reason}"),
             ClientEvent::ProtocolError { detail } => write!(f, "protocol error: {detail}"),
             ClientEvent::CommandFailed { message } => f.write_str(message),
@@ -376,6 +386,12 @@ mod tests {
                     reason: "maintenance".to_string(),
                 },
                 "the server is shutting down: maintenance",
+            ),
+            (
+                ClientEvent::ShuttingDown {
+                    reason: "server is shutting down".to_string(),
+                },
+                "the server is shutting down",
             ),
             (
                 ClientEvent::ConnectionLost {

@@ -35,7 +35,7 @@ use crate::time::Instant;
 use crate::wire::{self, Dialect, FrameDecoder, SignalMessage, MAX_FRAME_LEN};
 
 pub use command::{parse_command, Command, CommandError, MuteChange, HELP_LINES};
-pub use event::ClientEvent;
+pub use event::{shutdown_detail, ClientEvent};
 pub use execute::MAX_QUEUED_COMMANDS;
 pub use media::ClientStats;
 pub use roster::{PeerLookupError, Roster, RosterEntry, MAX_EARLY_MUTES, MAX_TOMBSTONES};

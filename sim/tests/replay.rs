@@ -224,6 +224,40 @@ fn error_negative_times() {
 }
 
 #[test]
+fn error_room_over_server_limits() {
+    let long_room = "r".repeat(129);
+    let text = load_error(&format!("room = \"{long_room}\"\n{TWO}"));
+    assert!(text.contains("129 characters long"), "{text}");
+    assert!(text.contains("limit of 128"), "{text}");
+
+    // Seventeen at once is one over the default room size; a leave or a
+    // kick before the next join makes room.
+    let crowd = |extra: &str| {
+        let mut toml = String::new();
+        for index in 0..17 {
+            toml.push_str(&format!(
+                "[[participant]]\nname = \"p{index}\"\nwav = \"alice.wav\"\njoin = {index}.0\n{}\n",
+                if index == 0 { extra } else { "" }
+            ));
+        }
+        toml
+    };
+    let text = load_error(&crowd(""));
+    assert!(
+        text.contains("17 participants are in the room at 16 s"),
+        "{text}"
+    );
+    assert!(text.contains("limit of 16"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let speech = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/speech/alice.wav");
+    std::fs::copy(speech, dir.path().join("alice.wav")).unwrap();
+    let path = dir.path().join("session.toml");
+    std::fs::write(&path, crowd("leave = 15.5")).unwrap();
+    Session::load(&path).expect("p0 leaves before p16 joins");
+}
+
+#[test]
 fn error_missing_wav() {
     let text = load_error(&TWO.replace("join = 1.0", "join = 1.0\n").replacen(
         "wav = \"alice.wav\"\njoin = 1.0",

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use voicemcu_audio::{WavError, WavSource};
 use voicemcu_core::audio::FRAME_DURATION;
+use voicemcu_core::server::ServerConfig;
 use voicemcu_core::wire::Dialect;
 
 use super::impairment::{ImpairmentError, ImpairmentSpec};
@@ -249,9 +250,21 @@ impl Validator<'_> {
     }
 
     fn validate(&self, raw: RawSession, base: &Path) -> Result<Session, SessionError> {
+        let limits = ServerConfig::default();
         let room = raw.room.unwrap_or_else(|| DEFAULT_ROOM.to_string());
         if room.trim().is_empty() {
             return Err(self.invalid("room", "the room code is empty".to_string()));
+        }
+        let room_len = room.chars().count();
+        if room_len > limits.max_room_code_len {
+            return Err(self.invalid(
+                "room",
+                format!(
+                    "the room code is {room_len} characters long, over the server's limit of {}; \
+                     use a shorter one",
+                    limits.max_room_code_len
+                ),
+            ));
         }
         let duration = match raw.duration {
             Some(seconds) => {
@@ -287,6 +300,18 @@ impl Validator<'_> {
         events.sort_by_key(|event| event.at);
 
         let duration = duration.unwrap_or_else(|| default_duration(&participants, &events));
+        if let Some((at, count)) = crowded_moment(&participants, &events, limits.max_room_size) {
+            return Err(self.invalid(
+                "participants",
+                format!(
+                    "{count} participants are in the room at {} s, over the server's limit of {} \
+                     per room; the server would reject the later joiners, so leave some out or \
+                     give them leave times",
+                    at.as_secs_f64(),
+                    limits.max_room_size
+                ),
+            ));
+        }
         Ok(Session {
             path: self.path.to_path_buf(),
             room,
@@ -535,6 +560,52 @@ fn round_to_frame(seconds: f64) -> Duration {
 }
 
 /// Checks that a name is usable as a display name and in a file name.
+/// Returns the first moment more than `limit` participants are in the room
+/// at once, and how many, counting each from its join until it leaves or
+/// is kicked.
+fn crowded_moment(
+    participants: &[Participant],
+    events: &[Event],
+    limit: usize,
+) -> Option<(Duration, usize)> {
+    let gone_at = |index: usize| {
+        let kicked = events
+            .iter()
+            .filter(|event| event.action == Action::Kick && event.target == Some(index))
+            .map(|event| event.at)
+            .min();
+        let left = events
+            .iter()
+            .filter(|event| event.action == Action::Leave && event.by == index)
+            .map(|event| event.at)
+            .min();
+        [participants[index].leave, kicked, left]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    // Joins and departures in time order; at the same instant a departure
+    // comes first, as the server handles it.
+    let mut changes: Vec<(Duration, i64)> = Vec::new();
+    for (index, participant) in participants.iter().enumerate() {
+        changes.push((participant.join, 1));
+        if let Some(gone) = gone_at(index) {
+            changes.push((gone, -1));
+        }
+    }
+    changes.sort();
+
+    let mut present = 0i64;
+    for (at, change) in changes {
+        present += change;
+        let count = usize::try_from(present).unwrap_or(0);
+        if count > limit {
+            return Some((at, count));
+        }
+    }
+    None
+}
+
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("name is empty".to_string());

@@ -50,12 +50,6 @@ pub struct ServerArgs {
     /// Open no status socket.
     #[arg(long)]
     pub no_status_socket: bool,
-
-    /// Record every room into this folder (created if needed): per room, a
-    /// WAV file of what the server decoded from each participant and a
-    /// session file for `voicemcu replay`.
-    #[arg(long, value_name = "DIR")]
-    pub record: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -48,7 +48,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     );
     let status = open_status_socket(&args, &server).await;
 
-    let recording = match &args.record {
+    let recording = match &settings.record {
         Some(dir) => {
             let recording = record::start(dir, &mut server)?;
             println!("recording every room into {}", dir.display());

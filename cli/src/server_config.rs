@@ -46,6 +46,12 @@ pub struct SettingsArgs {
     #[arg(long)]
     pub key_file: Option<PathBuf>,
 
+    /// Record every room into this folder (created if needed): per room, a
+    /// WAV file of what the server decoded from each participant and a
+    /// session file for `voicemcu replay`.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+
     /// Bitrate of each listener's mix, in bits per second (6000 to 510000)
     /// [default: 32000].
     #[arg(long, allow_negative_numbers = true)]
@@ -142,6 +148,9 @@ impl SettingsArgs {
         }
         if let Some(path) = &self.key_file {
             overrides.set_text("key_file", path.to_string_lossy());
+        }
+        if let Some(path) = &self.record {
+            overrides.set_text("record", path.to_string_lossy());
         }
         if let Some(threshold) = self.vad_threshold {
             overrides.set_float("vad_threshold", f64::from(threshold));
@@ -271,6 +280,8 @@ mod tests {
             "16",
             "--datagram-receive-buffer",
             "20000",
+            "--record",
+            "rec",
         ])
         .unwrap();
         let expected = ServerSettings {
@@ -294,6 +305,7 @@ mod tests {
             idle_timeout: 60,
             keep_alive: 16,
             datagram_receive_buffer: 20_000,
+            record: Some("rec".into()),
         };
         assert_eq!(settings, expected);
     }

@@ -59,6 +59,8 @@ pub struct ServerSettings {
     pub keep_alive: u64,
     /// Bytes.
     pub datagram_receive_buffer: u64,
+    /// Folder to record every room into; no recording when `None`.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -71,6 +73,7 @@ impl Default for ServerSettings {
                 .unwrap_or_else(|_| unreachable!("a valid literal")),
             cert_file: None,
             key_file: None,
+            record: None,
             bitrate: core.mixer.opus.bitrate,
             max_room_size: saturate(core.max_room_size),
             max_rooms: saturate(core.max_rooms),
@@ -218,6 +221,13 @@ const OPTIONS: &[OptionDoc] = &[
         help: "Bytes of received audio datagrams buffered per connection; the oldest \
                are dropped beyond it.",
         range: Some(1_500..=16_777_216),
+    },
+    OptionDoc {
+        key: "record",
+        help: "Folder to record every room into, created if needed: per room, a WAV \
+               file of what the server decoded from each participant and a session \
+               file for `voicemcu replay`. Unset, nothing is recorded.",
+        range: None,
     },
 ];
 
@@ -562,6 +572,9 @@ pub fn dump_default_config() -> String {
         match table.get(doc.key) {
             Some(value) => {
                 let _ = writeln!(text, "{} = {value}", doc.key);
+            }
+            None if doc.key == "record" => {
+                let _ = writeln!(text, "# record = \"/var/lib/voicemcu/recordings\"");
             }
             None => {
                 let file = doc.key.trim_end_matches("_file");

@@ -117,6 +117,24 @@ fn invalid_file_value_names_option_value_range() {
 }
 
 #[test]
+fn record_folder_from_file() {
+    let file = ConfigFile::new("record", "record = \"recordings/friday\"\n");
+    let settings = ServerSettings::load(Some(&file.path), &SettingsOverrides::new()).unwrap();
+    assert_eq!(
+        settings.record.as_deref(),
+        Some(std::path::Path::new("recordings/friday"))
+    );
+
+    let mut flags = SettingsOverrides::new();
+    flags.set_text("record", "elsewhere");
+    let settings = ServerSettings::load(Some(&file.path), &flags).unwrap();
+    assert_eq!(
+        settings.record.as_deref(),
+        Some(std::path::Path::new("elsewhere"))
+    );
+}
+
+#[test]
 fn bind_without_port_gets_default_port() {
     let file = ConfigFile::new("bind", "bind = \"127.0.0.1\"\n");
     let settings = ServerSettings::load(Some(&file.path), &SettingsOverrides::new()).unwrap();

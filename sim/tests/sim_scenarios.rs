@@ -69,6 +69,13 @@ fn moderation_scenario_holds() {
     run_seeds("moderation", &SEEDS[..2]);
 }
 
+/// Seed 29 once broke `muted-inaudible`: concealment in carol's client
+/// spread bob's tone into distortion at muted alice's frequency.
+#[test]
+fn moderation_concealment_seed_holds() {
+    run_seeds("moderation", &[29]);
+}
+
 #[test]
 fn churn_scenario_holds() {
     run_seeds("churn", &SEEDS[..2]);
@@ -77,6 +84,13 @@ fn churn_scenario_holds() {
 #[test]
 fn host_churn_scenario_holds() {
     run_seeds("host-churn", &SEEDS[..2]);
+}
+
+/// Seed 30 once broke `no-self-hearing`: concealment in h2's client spread
+/// the mix into distortion at h2's own frequency.
+#[test]
+fn host_churn_concealment_seed_holds() {
+    run_seeds("host-churn", &[30]);
 }
 
 #[test]

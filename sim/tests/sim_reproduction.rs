@@ -62,3 +62,32 @@ fn unnoticed_sequence_restart_is_reported() {
         "{error}"
     );
 }
+
+#[test]
+fn own_tone_in_distortion_is_not_self_hearing() {
+    let mut outcome = run_scenario("clean", 5).unwrap_or_else(|error| panic!("{error}"));
+
+    // Alice's tone at -30 dBFS, but only as loud as the distortion beside
+    // it, which is what packet loss concealment in her client leaves.
+    let window = &mut outcome.observation.participants[0].windows[40];
+    window.levels_dbfs[0] = -30.0;
+    window.floors_dbfs[0] = -28.0;
+    assert!(check_outcome(&outcome).is_ok());
+
+    // The same level over a floor of Opus coding noise is her own tone.
+    let window = &mut outcome.observation.participants[0].windows[40];
+    window.floors_dbfs[0] = -50.0;
+    let error = check_outcome(&outcome).unwrap_err();
+    let SimError::InvariantsBroken { violations, .. } = &error else {
+        panic!("expected broken invariants, got {error:?}");
+    };
+    let broken: Vec<&str> = violations.iter().map(|v| v.invariant).collect();
+    assert_eq!(broken, vec!["no-self-hearing"]);
+    assert!(
+        violations[0]
+            .detail
+            .contains("20.0 dB above the distortion floor"),
+        "{}",
+        violations[0].detail
+    );
+}

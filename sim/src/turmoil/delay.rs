@@ -11,6 +11,15 @@
 //! can fade the tone and look like a dip, which makes a delay look shorter.
 //! A burst that silences the tone for longer than a marker does not count
 //! as one.
+//!
+//! A PLC fade shortly before a marker must not hide the marker. When the
+//! server conceals a late packet of the speaker, every listener hears the
+//! same fade, so listeners that agree on a late marker do not prove a late
+//! marker. In `legacy-host-churn` with seed 2 the server concealed one of
+//! n3's packets 90 ms before n3 sent a marker. The fade lay in the
+//! marker's reference frames. A rule that counted every quiet reference
+//! frame then rejected the real dip 130 ms after sending, and all three
+//! listeners were matched with a fade 830 ms after sending instead.
 
 use std::time::Duration;
 
@@ -105,14 +114,17 @@ impl FrameLevels {
             }
             let limit = reference - DIP_THRESHOLD_DB;
             let next_two = &self.levels_dbfs[index + 1..(index + 3).min(self.levels_dbfs.len())];
-            // At most one reference frame may be below the limit, so the
-            // end of a longer silence is not taken for a dip.
-            let quiet_before = self.levels_dbfs
-                [index - REFERENCE_FRAMES.end..index - REFERENCE_FRAMES.start]
+            // A frame more than a dip's length into a run of quiet frames
+            // is not taken for a dip, so neither is the end of a longer
+            // silence. Only the run leading up to this frame counts: an
+            // earlier short dip among the reference frames, such as a PLC
+            // fade, leaves their median alone.
+            let quiet_run = self.levels_dbfs[..index]
                 .iter()
-                .filter(|level| **level <= limit)
+                .rev()
+                .take_while(|level| **level <= limit)
                 .count();
-            let dips = quiet_before <= 1
+            let dips = quiet_run < MAX_DIP_FRAMES
                 && self.levels_dbfs[index] <= limit
                 && next_two.iter().any(|level| *level <= limit);
             let after = &self.levels_dbfs[(index + 2).min(self.levels_dbfs.len())
@@ -190,6 +202,25 @@ mod tests {
         assert_eq!(
             levels.find_dip(Duration::ZERO, Duration::from_secs(1)),
             None
+        );
+    }
+
+    #[test]
+    fn fade_before_the_marker_does_not_hide_it() {
+        // A two-frame PLC fade at frames 20 and 21, then the marker's dip
+        // at frames 27 and 28, whose reference frames (18 to 23) contain the
+        // fade.
+        let mut values = vec![-19.5; 60];
+        values[20] = -46.0;
+        values[21] = -31.5;
+        values[27] = -35.0;
+        values[28] = -34.0;
+        values[45] = -45.0;
+        values[46] = -31.0;
+        let levels = levels(&values);
+        assert_eq!(
+            levels.find_dip(Duration::from_millis(460), Duration::from_secs(2)),
+            Some(Duration::from_millis(540))
         );
     }
 

@@ -493,15 +493,21 @@ fn summarize(scenario: &Scenario, outcome: &ScenarioOutcome) -> String {
         let own_loudest = listener
             .windows
             .iter()
-            .map(|window| window.levels_dbfs[l])
-            .fold(tones::FLOOR_DBFS, f32::max);
+            .max_by(|a, b| a.levels_dbfs[l].total_cmp(&b.levels_dbfs[l]))
+            .map_or("no playback".to_owned(), |window| {
+                format!(
+                    "{:.1} dBFS, {:.1} dB above the distortion floor beside it",
+                    window.levels_dbfs[l],
+                    window.above_floor_db(l)
+                )
+            });
         let clock = match listener.clock_skew_ppm {
             0 => String::new(),
             ppm => format!("; audio clock {:+.2} %", f64::from(ppm) / 10_000.0),
         };
         let _ = writeln!(
             text,
-            "{} heard {}; own tone at most {own_loudest:.1} dBFS{clock}",
+            "{} heard {}; own tone at most {own_loudest}{clock}",
             listener.name,
             heard.join(", ")
         );

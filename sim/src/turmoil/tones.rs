@@ -5,6 +5,21 @@
 //! participant's frequency, window by window. A Hann window keeps the
 //! leakage from the other tones (300 Hz or more away) far below the
 //! thresholds the invariants use.
+//!
+//! Leakage is not the only energy at a frequency no participant sends. When
+//! a listener's client conceals a lost or late packet, Opus's packet loss
+//! concealment and the decoder's recovery over the next few frames spread
+//! the mix into distortion for about 100 ms. The catalog's tones are all
+//! multiples of 100 Hz, so every mix of them repeats every 10 ms, and that
+//! distortion lands on the same 100 Hz grid, at the frequencies of
+//! participants who are not in the mix too. In `host-churn` with seed 30,
+//! h2's client concealed two frames of a 500, 1100 and 1700 Hz mix. The
+//! 100 ms from the second of them on held -29 dBFS at h2's own 1400 Hz,
+//! next to -28 dBFS at 1200 Hz and -27 dBFS at 1600 Hz, which no
+//! participant sends. Each window
+//! therefore also records the distortion floor beside every tone
+//! ([`ToneWindow::floors_dbfs`]), so that the invariants can tell a tone
+//! from distortion that merely covers its frequency.
 
 use std::f64::consts::TAU;
 use std::time::Duration;
@@ -17,6 +32,18 @@ pub const WINDOW_FRAMES: usize = 5;
 
 /// The level reported for a window with no energy at all, in dBFS.
 pub const FLOOR_DBFS: f32 = -120.0;
+
+/// Offsets from a tone, in Hz, of the frequencies at which the distortion
+/// floor beside it is measured. They stay on the catalog's 100 Hz grid,
+/// where distortion of a mix of its tones lands, and are ten frequency
+/// bins from the tone, where a clean tone's Hann leakage is more than
+/// 110 dB below the tone itself (computed for a 1400 Hz sine in one
+/// window).
+const FLOOR_OFFSETS_HZ: [f32; 4] = [-200.0, -100.0, 100.0, 200.0];
+
+/// A floor frequency closer than this to any participant's tone, in Hz, is
+/// left out, because that tone may be heard there legitimately.
+const FLOOR_CLEARANCE_HZ: f32 = 50.0;
 
 /// Returns the peak amplitude, in dBFS, of the sine at `frequency_hz` in
 /// 48 kHz `samples`, after a Hann window.
@@ -57,17 +84,54 @@ pub struct ToneWindow {
     /// One level per participant, in the scenario's participant order, in
     /// dBFS.
     pub levels_dbfs: Vec<f32>,
+    /// One distortion floor per participant, in the same order, in dBFS:
+    /// the highest level at the frequencies 100 Hz and 200 Hz on either
+    /// side of its tone that no participant sends. [`FLOOR_DBFS`] when
+    /// every such frequency is taken.
+    pub floors_dbfs: Vec<f32>,
+}
+
+impl ToneWindow {
+    /// Returns how far participant `index`'s tone rises above the
+    /// distortion floor beside it, in dB.
+    pub fn above_floor_db(&self, index: usize) -> f32 {
+        self.levels_dbfs[index] - self.floors_dbfs[index]
+    }
+}
+
+/// Returns, for each of `frequencies`, the frequencies at which the
+/// distortion floor beside it is measured: [`FLOOR_OFFSETS_HZ`] away from
+/// it, and at least [`FLOOR_CLEARANCE_HZ`] from every one of
+/// `frequencies`.
+pub fn floor_frequencies(frequencies: &[f32]) -> Vec<Vec<f32>> {
+    frequencies
+        .iter()
+        .map(|tone| {
+            FLOOR_OFFSETS_HZ
+                .iter()
+                .map(|offset| tone + offset)
+                .filter(|candidate| *candidate > 0.0)
+                .filter(|candidate| {
+                    frequencies
+                        .iter()
+                        .all(|other| (candidate - other).abs() >= FLOOR_CLEARANCE_HZ)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Cuts a recording into [`WINDOW_FRAMES`]-frame windows and measures each
-/// of `frequencies` in each. `frame_times` gives the simulated time each
-/// frame was played out. A trailing part window is left out.
+/// of `frequencies`, and the distortion floor beside each, in each.
+/// `frame_times` gives the simulated time each frame was played out. A
+/// trailing part window is left out.
 pub fn measure_windows(
     samples: &[f32],
     frame_times: &[Duration],
     frequencies: &[f32],
 ) -> Vec<ToneWindow> {
     let window_samples = WINDOW_FRAMES * FRAME_SAMPLES;
+    let floor_frequencies = floor_frequencies(frequencies);
     samples
         .chunks_exact(window_samples)
         .zip(frame_times.chunks_exact(WINDOW_FRAMES))
@@ -76,6 +140,15 @@ pub fn measure_windows(
             levels_dbfs: frequencies
                 .iter()
                 .map(|frequency| tone_level_dbfs(window, *frequency))
+                .collect(),
+            floors_dbfs: floor_frequencies
+                .iter()
+                .map(|beside| {
+                    beside
+                        .iter()
+                        .map(|frequency| tone_level_dbfs(window, *frequency))
+                        .fold(FLOOR_DBFS, f32::max)
+                })
                 .collect(),
         })
         .collect()
@@ -114,6 +187,45 @@ mod tests {
     #[test]
     fn silence_is_at_the_floor() {
         assert_eq!(tone_level_dbfs(&[0.0; 4800], 500.0), FLOOR_DBFS);
+    }
+
+    fn add(mix: &mut [f32], other: &[f32]) {
+        for (sample, other) in mix.iter_mut().zip(other) {
+            *sample += other;
+        }
+    }
+
+    #[test]
+    fn floor_skips_frequencies_of_other_tones() {
+        let floors = floor_frequencies(&[1100.0, 1400.0, 1700.0, 1210.0]);
+        assert_eq!(floors[1], vec![1300.0, 1500.0, 1600.0]);
+        assert_eq!(floors[0], vec![900.0, 1000.0, 1300.0]);
+    }
+
+    #[test]
+    fn own_tone_rises_above_its_floor() {
+        let mut mix = sine(1100.0, 0.1, 4800);
+        add(&mut mix, &sine(1700.0, 0.1, 4800));
+        add(&mut mix, &sine(1400.0, 0.03, 4800));
+        let times: Vec<Duration> = (0..5).map(|i| Duration::from_millis(20 * i)).collect();
+        let windows = measure_windows(&mix, &times, &[1100.0, 1400.0, 1700.0]);
+        assert_eq!(windows.len(), 1);
+        assert!((windows[0].levels_dbfs[1] - (-30.5)).abs() < 0.5);
+        assert!(windows[0].above_floor_db(1) > 40.0, "{:?}", windows[0]);
+    }
+
+    #[test]
+    fn harmonic_distortion_sets_the_floor() {
+        // Distortion of a mix that repeats every 10 ms: every harmonic of
+        // 100 Hz from 1000 to 1800 Hz at the same level, 1400 Hz included.
+        let mut mix = vec![0.0; 4800];
+        for harmonic in 10..=18 {
+            add(&mut mix, &sine(100.0 * harmonic as f32, 0.03, 4800));
+        }
+        let times: Vec<Duration> = (0..5).map(|i| Duration::from_millis(20 * i)).collect();
+        let windows = measure_windows(&mix, &times, &[1100.0, 1400.0, 1700.0]);
+        assert!(windows[0].levels_dbfs[1] > -35.0, "{:?}", windows[0]);
+        assert!(windows[0].above_floor_db(1).abs() < 1.0, "{:?}", windows[0]);
     }
 
     #[test]

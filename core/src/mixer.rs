@@ -25,7 +25,12 @@
 //! NOTE: the move to another encoder's stream can be heard as a short
 //! glitch when it happens mid-speech, because the listener's decoder state
 //! came from the other stream. Most moves happen at the start of a talk
-//! spurt, after silence, where it is inaudible.
+//! spurt, after silence, where it is inaudible. Mid-speech, with the
+//! bundled speech at 32 kbit/s, the decoded error after a move peaked at
+//! 0.22 of full scale against a signal peak of 0.33, and a mix of steady
+//! tones reached full scale in simulation. Copying the old encoder's state
+//! into the new stream (libopus encoder states can be copied byte for
+//! byte) would remove it, but audiopus does not expose the state.
 //!
 //! Members and sets are kept in `BTreeMap`s, so every pass runs in a fixed
 //! order and the same inputs give the same packets, byte for byte.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{tail, tone_level};
 use std::net::SocketAddr;
 use voicemcu_audio::ToneSource;
+use voicemcu_core::client::ClientEvent;
 use voicemcu_core::server::ServerConfig;
 
 use voicemcu_core::wire::{
@@ -219,6 +220,14 @@ async fn kicked_address_cannot_rejoin() {
         .until(|m| matches!(m, SignalMessage::Joined { .. }))
         .await
         .expect("the troll joined");
+    // The host kicks by name, so it must have heard of the troll first.
+    host.wait_for(
+        "the troll in the host's roster",
+        EVENT_TIMEOUT,
+        |e| matches!(e, ClientEvent::PeerJoined { name, .. } if name == "troll"),
+    )
+    .await
+    .unwrap();
 
     host.command("/kick troll").await;
     let kicked = troll

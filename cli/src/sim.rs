@@ -3,8 +3,11 @@
 
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use voicemcu_sim::turmoil::{list_scenarios, run_scenario, soak_scenarios, SimError};
+use voicemcu_sim::turmoil::{
+    describe_scenarios, list_scenarios, run_scenario, soak_scenarios, SimError,
+};
 
 /// Arguments of `voicemcu sim`.
 #[derive(Debug, Args)]
@@ -49,8 +52,8 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 1)]
     pub from: u64,
 
-    /// How many seeds to run, from `--from` on.
-    #[arg(long, default_value_t = 1000)]
+    /// How many seeds to run, from `--from` on (at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: u64,
 }
 
@@ -62,8 +65,10 @@ pub struct SoakArgs {
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::List => {
-            for name in list_scenarios() {
-                println!("{name}");
+            let width = list_scenarios().iter().map(|name| name.len()).max();
+            let width = width.unwrap_or_default();
+            for (name, summary) in describe_scenarios() {
+                println!("{name:width$}  {summary}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -92,9 +97,12 @@ fn run_one(args: &RunArgs) -> anyhow::Result<ExitCode> {
                     println!("{line}");
                 }
             }
-            println!("{}", outcome.summary);
-            // The error names the seed, every broken invariant and the
-            // command that reproduces the run.
+            // The summary without its verdict: the error below names the
+            // seed, every broken invariant and the command that reproduces
+            // the run.
+            let summary = outcome.summary.as_str();
+            let verdict = summary.find("\ninvariants:").unwrap_or(summary.len());
+            println!("{}", &summary[..verdict]);
             eprintln!("voicemcu: {error}");
             Ok(ExitCode::FAILURE)
         }
@@ -110,12 +118,30 @@ fn run_soak(args: &SoakArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.scenarios.clone()
     };
-    let last = args.from.saturating_add(args.seeds);
+    // A typo in the last name should not wait for the others' runs.
+    let known = list_scenarios();
+    if let Some(unknown) = scenarios
+        .iter()
+        .find(|name| !known.contains(&name.as_str()))
+    {
+        bail!(
+            "unknown scenario {unknown:?}; the scenarios are: {}",
+            known.join(", ")
+        );
+    }
+    let Some(last) = args.from.checked_add(args.seeds - 1) else {
+        bail!(
+            "--from {} with --seeds {} runs past the largest seed, {}; start lower or run fewer",
+            args.from,
+            args.seeds,
+            u64::MAX
+        );
+    };
 
     let mut runs = 0u64;
     let mut failures = 0u64;
     for scenario in &scenarios {
-        for seed in args.from..last {
+        for seed in args.from..=last {
             runs += 1;
             match run_scenario(scenario, seed) {
                 Ok(_) => {}
@@ -127,9 +153,8 @@ fn run_soak(args: &SoakArgs) -> anyhow::Result<ExitCode> {
             }
         }
         println!(
-            "{scenario}: seeds {} to {} done, {failures} failed runs so far",
-            args.from,
-            last - 1
+            "{scenario}: seeds {} to {last} done, {failures} failed runs so far",
+            args.from
         );
     }
 

@@ -32,8 +32,38 @@ fn list_names_every_scenario() {
     assert!(output.status.success());
     let stdout = text(&output.stdout);
     for name in ["clean", "drift", "drift-long", "sequence-restart", "canary"] {
-        assert!(stdout.lines().any(|line| line == name), "{stdout}");
+        let listed = stdout
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(name));
+        assert!(listed, "{stdout}");
     }
+}
+
+#[test]
+fn soak_rejects_bad_ranges_and_names_up_front() {
+    let output = sim(&["soak", "--seeds", "0"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+
+    let output = sim(&[
+        "soak",
+        "clean",
+        "--from",
+        "18446744073709551615",
+        "--seeds",
+        "2",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("runs past the largest seed"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // The unknown name is reported before any run of the known one.
+    let output = sim(&["soak", "canary", "nosuch", "--seeds", "1000"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("unknown scenario \"nosuch\""));
+    assert!(text(&output.stdout).is_empty());
 }
 
 #[test]

@@ -869,7 +869,9 @@ fn describe_loss(error: &ConnectionError) -> String {
             format!("the server closed the connection with a transport error: {close}")
         }
         ConnectionError::TimedOut => {
-            "timed out: nothing heard from the server within the idle timeout".to_owned()
+            "timed out: nothing heard from the server within the idle timeout (the network \
+             failed, or the server stopped or restarted with another certificate or port)"
+                .to_owned()
         }
         ConnectionError::Reset => {
             "the server reset the connection (it may have restarted)".to_owned()

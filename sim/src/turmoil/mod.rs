@@ -137,6 +137,14 @@ pub fn list_scenarios() -> Vec<&'static str> {
         .collect()
 }
 
+/// Returns the name and one-line summary of every built-in scenario.
+pub fn describe_scenarios() -> Vec<(&'static str, &'static str)> {
+    catalog::all()
+        .iter()
+        .map(|scenario| (scenario.name, scenario.summary))
+        .collect()
+}
+
 /// Returns the names of the built-in scenarios that take seconds per run
 /// and should pass, which `sim soak` runs when no scenario is named.
 pub fn soak_scenarios() -> Vec<&'static str> {
@@ -519,7 +527,7 @@ fn summarize(scenario: &Scenario, outcome: &ScenarioOutcome) -> String {
     let counts = &observation.server_counts;
     let _ = writeln!(
         text,
-        "server state before leaving: {} connections, {} rooms, {} mixer members; after: {}, {}, {}",
+        "server state before leaving: connections {}, rooms {}, mixer members {}; after: {}, {}, {}",
         counts.at_leave.connections,
         counts.at_leave.rooms,
         counts.at_leave.mixer_members,
@@ -586,7 +594,7 @@ fn write_delays(text: &mut String, observation: &Observation) {
     });
     let _ = writeln!(
         text,
-        "mouth-to-ear delay over {} markers ({missed} not found): median {} ms, max {} ms{slowest} (ceiling {} ms)",
+        "mouth-to-ear delay over {} markers ({missed} not found): median {} ms, max {} ms{slowest} (ceiling {} ms, judged on late markers in a row)",
         delays.len(),
         median.as_millis(),
         largest.as_millis(),
@@ -671,7 +679,7 @@ fn write_divergence(text: &mut String, observation: &Observation) {
         }
         let _ = writeln!(
             text,
-            "{}'s roster ({:?} dialect) differed from the server's {} times, {} of them for {} ms or more, {} ms in all, longest {} ms{}",
+            "{}'s roster ({:?} dialect) differed from the server's in {} episode(s), {} of them for {} ms or more, {} ms in all, longest {} ms{}",
             participant.name,
             participant.dialect,
             divergence.episodes,

@@ -182,14 +182,23 @@ pub struct DemoArgs {
 /// The port voicemcu servers listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = voicemcu_quic::settings::DEFAULT_PORT;
 
+/// Parses an IP address without a port: `127.0.0.1`, `::1` or `[::1]`,
+/// with both brackets or neither.
+pub(crate) fn bare_ip(value: &str) -> Option<std::net::IpAddr> {
+    let inner = match value.strip_prefix('[') {
+        Some(rest) => rest.strip_suffix(']')?,
+        None => value,
+    };
+    inner.parse().ok()
+}
+
 pub(crate) fn parse_bind(value: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = value.parse() {
         return Ok(addr);
     }
-    let ip = value.trim_start_matches('[').trim_end_matches(']');
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(ip) => Ok(std::net::SocketAddr::new(ip, DEFAULT_PORT)),
-        Err(_) => Err(format!(
+    match bare_ip(value) {
+        Some(ip) => Ok(std::net::SocketAddr::new(ip, DEFAULT_PORT)),
+        None => Err(format!(
             "{value:?} is not an IP address with an optional port, such as 0.0.0.0:4433, [::]:4433 or 127.0.0.1"
         )),
     }

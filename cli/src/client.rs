@@ -8,7 +8,7 @@
 //! commands from stdin, one per line, for scripts and tests.
 
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -27,7 +27,7 @@ use voicemcu_core::jitter::JitterConfig;
 use voicemcu_core::server::MAX_PASSWORD_LEN;
 use voicemcu_quic::{ClientExit, ClientOptions, ConnectOptions, DialectChoice, SenderFaults};
 
-use crate::args::{ClientArgs, DEFAULT_PORT};
+use crate::args::{bare_ip, ClientArgs, DEFAULT_PORT};
 use crate::client_config::{self, ClientSettings};
 use crate::shutdown;
 use crate::tui::{self, model::ViewModel, UiChannels};
@@ -508,11 +508,16 @@ fn source(args: &ClientArgs) -> anyhow::Result<Option<Box<dyn FrameSource>>> {
 /// Turns `HOST:PORT`, `HOST`, `IP` or `[IPv6]:PORT` into one address.
 async fn resolve(server: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(addr) = server.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            bail!("invalid port 0 in server address {server:?}: use a number from 1 to 65535, or leave out \":PORT\" for {DEFAULT_PORT}");
+        }
         return Ok(addr);
     }
-    let trimmed = server.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = trimmed.parse::<IpAddr>() {
+    if let Some(ip) = bare_ip(server) {
         return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    if server.starts_with('[') && !server.contains(']') {
+        bail!("server address {server:?} opens a bracket it does not close: write an IPv6 address as [::1] or [::1]:PORT");
     }
 
     let with_port = match server.rsplit_once(':') {
@@ -557,6 +562,11 @@ mod tests {
         let error = resolve("127.0.0.1:99999").await.unwrap_err().to_string();
         assert!(error.starts_with("invalid port \"99999\""), "{error}");
         assert!(resolve("127.0.0.1:").await.is_err());
+
+        let error = resolve("127.0.0.1:0").await.unwrap_err().to_string();
+        assert!(error.starts_with("invalid port 0"), "{error}");
+        let error = resolve("[::1").await.unwrap_err().to_string();
+        assert!(error.contains("does not close"), "{error}");
     }
 
     #[test]

@@ -27,18 +27,8 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, bind: &str) -> Server {
-        let mut child = Command::new(BINARY)
-            .args(["server", "--no-status-socket", "--bind", bind])
-            .arg("--cert-file")
-            .arg(dir.join("cert.pem"))
-            .arg("--key-file")
-            .arg(dir.join("key.pem"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the voicemcu binary starts");
-
-        let start = common::read_server_start(&mut child, "listening on ");
+        let args = ["--no-status-socket", "--bind", bind];
+        let (child, start) = common::start_server(dir, args, "listening on ");
         Server {
             child,
             addr: start.addr,

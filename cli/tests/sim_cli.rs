@@ -40,7 +40,7 @@ fn list_names_every_scenario() {
 }
 
 #[test]
-fn soak_rejects_bad_ranges_and_names_up_front() {
+fn soak_checks_range_and_names_first() {
     let output = sim(&["soak", "--seeds", "0"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
 

@@ -2,6 +2,7 @@
 //! two real headless clients sending the bundled speech, and
 //! `voicemcu status` reading the server's rooms while they talk.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,19 +31,13 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, socket: &Path) -> Server {
-        let mut child = Command::new(BINARY)
-            .args(["server", "--bind", "127.0.0.1:0", "--status-socket"])
-            .arg(socket)
-            .arg("--cert-file")
-            .arg(dir.join("cert.pem"))
-            .arg("--key-file")
-            .arg(dir.join("key.pem"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the voicemcu binary starts");
-
-        let start = common::read_server_start(&mut child, "status: ");
+        let args = [
+            OsStr::new("--bind"),
+            OsStr::new("127.0.0.1:0"),
+            OsStr::new("--status-socket"),
+            socket.as_os_str(),
+        ];
+        let (child, start) = common::start_server(dir, args, "status: ");
         Server {
             child,
             addr: start.addr,

@@ -325,8 +325,7 @@ impl JitterBuffer {
     }
 
     /// Takes back a packet that arrived after it was concealed, when the
-    /// evidence says the buffer ran dry rather than lost it. Returns whether
-    /// it did.
+    /// buffer evidently ran dry rather than lost it. Returns whether it did.
     ///
     /// The packet must be one of the sequences skipped by the current run
     /// of concealment, nothing may be buffered after it, and the buffer
@@ -669,6 +668,11 @@ impl JitterBuffer {
 
     pub fn stats(&self) -> JitterStats {
         self.stats
+    }
+
+    /// Returns how many times the buffer restarted on a new sequence.
+    pub fn resyncs(&self) -> u64 {
+        self.stats.resyncs
     }
 
     /// Forgets every packet and the stream position. The counters stay, and

@@ -319,9 +319,9 @@ impl RoomMixer {
             tracing::trace!(member = id, sequence, "packet for unknown member ignored");
             return;
         };
-        let resyncs = member.jitter.stats().resyncs;
+        let resyncs = member.jitter.resyncs();
         member.jitter.push(sequence, payload);
-        if member.jitter.stats().resyncs != resyncs {
+        if member.jitter.resyncs() != resyncs {
             tracing::debug!(member = id, sequence, "{RESYNC_MESSAGE}");
         }
     }

@@ -210,10 +210,11 @@ const CID_KEY_LABEL: &[u8] = b"voicemcu connection id key v1";
 /// that tell clients their connection is gone. It does not recognise the
 /// connection ids it issued before, and could not compute their reset
 /// tokens anyway. Clients find out only when their idle timeout expires,
-/// 30 s later. With both keys derived from the private key, which stays
-/// the same across restarts, the restarted server answers a client's next
-/// packet with a reset the client recognises, and the client can reconnect
-/// at once. A SHA-256 digest reveals nothing of the private key.
+/// 30 s later. Both keys are now derived from the private key, which stays
+/// the same across restarts. The restarted server then replies to a
+/// client's next packet with a reset the client recognises, and the client
+/// can reconnect at once. SHA-256 is one-way, so the keys do not expose the
+/// private key.
 pub fn server_endpoint_config(identity: &Identity) -> quinn::EndpointConfig {
     let derive = |label: &[u8]| -> [u8; 32] {
         let mut digest = Sha256::new();

@@ -70,8 +70,9 @@ fn moderation_scenario_holds() {
     run_seeds("moderation", &SEEDS[..2]);
 }
 
-/// Seed 29 once broke `muted-inaudible`: concealment in carol's client
-/// spread bob's tone into distortion at muted alice's frequency.
+/// A run in which concealment in carol's client spreads bob's tone into
+/// distortion at muted alice's frequency, which once broke
+/// `muted-inaudible`.
 #[test]
 fn moderation_concealment_seed_holds() {
     run_seeds("moderation", &[29]);
@@ -87,8 +88,8 @@ fn host_churn_scenario_holds() {
     run_seeds("host-churn", &SEEDS[..2]);
 }
 
-/// Seed 30 once broke `no-self-hearing`: concealment in h2's client spread
-/// the mix into distortion at h2's own frequency.
+/// A run in which concealment in h2's client spreads the mix into
+/// distortion at h2's own frequency, which once broke `no-self-hearing`.
 #[test]
 fn host_churn_concealment_seed_holds() {
     run_seeds("host-churn", &[30]);
@@ -99,8 +100,8 @@ fn legacy_host_churn_scenario_holds() {
     run_seeds("legacy-host-churn", &LONG_SEEDS);
 }
 
-/// With seed 2, the server concealed a packet of n3 just before n3 sent a
-/// marker, and the marker's dip was missed behind that fade: every
+/// In this run the server conceals a packet of n3 just before n3 sends a
+/// marker. The marker's dip was once missed behind that fade, and every
 /// listener was matched with a later fade, about 830 ms after sending.
 /// That stayed within `delay-ceiling`, which needs two late markers in a
 /// row, so this test checks the delays themselves.

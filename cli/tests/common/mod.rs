@@ -1,7 +1,11 @@
 //! Helpers for the CLI tests that run the real `voicemcu server`.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_voicemcu");
 
 /// The address and certificate fingerprint a server printed at start.
 pub struct ServerStart {
@@ -9,10 +13,33 @@ pub struct ServerStart {
     pub fingerprint: String,
 }
 
+/// Starts `voicemcu server` with `args` and the certificate and key in
+/// `dir`, and waits until it has printed its address, its fingerprint and
+/// a line starting with `ready`.
+pub fn start_server<I, S>(dir: &Path, args: I, ready: &str) -> (Child, ServerStart)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(BINARY)
+        .arg("server")
+        .args(args)
+        .arg("--cert-file")
+        .arg(dir.join("cert.pem"))
+        .arg("--key-file")
+        .arg(dir.join("key.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the voicemcu binary starts");
+    let start = read_server_start(&mut child, ready);
+    (child, start)
+}
+
 /// Reads `child`'s standard output, which must be piped, until the server
 /// has printed its address, its fingerprint and a line starting with
 /// `ready`, and returns the first two.
-pub fn read_server_start(child: &mut Child, ready: &str) -> ServerStart {
+fn read_server_start(child: &mut Child, ready: &str) -> ServerStart {
     let stdout = child.stdout.take().expect("the server's stdout is piped");
     let mut addr = None;
     let mut fingerprint = None;

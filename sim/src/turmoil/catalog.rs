@@ -441,7 +441,7 @@ fn drifting(name: &'static str, summary: &'static str, length: Duration) -> Scen
     scenario
 }
 
-/// 90 s of 0.5 % clock drift, one fast and one slow client.
+/// Returns 90 s of 0.5 % clock drift, with one fast and one slow client.
 pub fn drift() -> Scenario {
     drifting(
         "drift",

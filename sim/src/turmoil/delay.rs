@@ -15,8 +15,8 @@
 //! A PLC fade shortly before a marker must not hide the marker. When the
 //! server conceals a late packet of the speaker, every listener hears the
 //! same fade, so listeners that agree on a late marker do not prove a late
-//! marker. In `legacy-host-churn` with seed 2 the server concealed one of
-//! n3's packets 90 ms before n3 sent a marker. The fade lay in the
+//! marker. In one `legacy-host-churn` run the server concealed one of n3's
+//! packets 90 ms before n3 sent a marker. The fade lay in the
 //! marker's reference frames. A rule that counted every quiet reference
 //! frame then rejected the real dip 130 ms after sending, and all three
 //! listeners were matched with a fade 830 ms after sending instead.

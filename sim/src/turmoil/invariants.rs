@@ -90,8 +90,8 @@ pub const ABSENT_DBFS: f32 = -35.0;
 /// really leaked into a mix is 25 dB or more above that floor, because it
 /// is mixed at -12 to -20 dBFS over Opus coding noise at -45 dBFS or below.
 /// Distortion from packet loss concealment puts the absent tone within a
-/// few dB of the floor (3.4 dB below it in `host-churn` with seed 30, at
-/// -30.7 dBFS). 10 dB leaves a wide margin to both.
+/// few dB of the floor (3.4 dB below it, at -30.7 dBFS, in one `host-churn`
+/// run). 10 dB leaves a wide margin to both.
 pub const ABOVE_FLOOR_DB: f32 = 10.0;
 
 /// Consecutive windows in which a tone must be present again for audio to
@@ -1138,8 +1138,8 @@ mod tests {
 
     #[test]
     fn tone_within_distortion_is_not_heard() {
-        // Concealment distortion in `host-churn` seed 30: the absent tone
-        // at -30.7 dBFS, 3.4 dB below the floor beside it.
+        // Concealment distortion measured in a `host-churn` run: the absent
+        // tone at -30.7 dBFS, 3.4 dB below the floor beside it.
         assert!(!heard_where_absent(&window(-30.7, -27.3), 0, ABSENT_DBFS));
         assert!(!heard_where_absent(&window(-30.0, -39.0), 0, ABSENT_DBFS));
     }

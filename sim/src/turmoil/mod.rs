@@ -608,7 +608,6 @@ fn write_delays(text: &mut String, observation: &Observation) {
 /// restart) it is the longest run of windows without the tone around it.
 /// Both are the worst over the affected pairs still present afterwards.
 fn write_recoveries(text: &mut String, observation: &Observation) {
-    let window = Duration::from_millis(20 * tones::WINDOW_FRAMES as u64);
     let bound = observation.expectations.recovery_bound;
     for outage in outages(observation) {
         let Some(ended) = outage.until else {
@@ -617,6 +616,7 @@ fn write_recoveries(text: &mut String, observation: &Observation) {
         if outage.kind.recovery_invariant().is_none() {
             continue;
         }
+
         let look_until = ended + bound + Duration::from_secs(1);
         let mut worst: Option<(Duration, usize, usize)> = None;
         for (listener, speaker) in invariants::affected_pairs(observation, &outage) {
@@ -625,22 +625,8 @@ fn write_recoveries(text: &mut String, observation: &Observation) {
             if look_until > listener_until.min(speaker_until) {
                 continue;
             }
-            let windows = observation.participants[listener]
-                .windows
-                .iter()
-                .filter(|w| w.start >= outage.from && w.start < look_until);
             let took = if outage.from == ended {
-                let mut longest = Duration::ZERO;
-                let mut run = Duration::ZERO;
-                for w in windows {
-                    if w.levels_dbfs[speaker] < invariants::PRESENT_DBFS {
-                        run += window;
-                        longest = longest.max(run);
-                    } else {
-                        run = Duration::ZERO;
-                    }
-                }
-                longest
+                longest_gap(observation, listener, speaker, outage.from, look_until)
             } else {
                 invariants::resumed_at(observation, listener, speaker, ended)
                     .map_or(look_until - ended, |at| at.saturating_sub(ended))
@@ -649,17 +635,18 @@ fn write_recoveries(text: &mut String, observation: &Observation) {
                 worst = Some((took, listener, speaker));
             }
         }
+
         let Some((took, listener, speaker)) = worst else {
             continue;
         };
-        let what = if outage.from == ended {
+        let measure = if outage.from == ended {
             "longest gap"
         } else {
             "heard again after"
         };
         let _ = writeln!(
             text,
-            "{} at {}: {what} {} ms, {} hearing {} (bound {} ms)",
+            "{} at {}: {measure} {} ms, {} hearing {} (bound {} ms)",
             outage.subject,
             format_sim_time(outage.from),
             took.as_millis(),
@@ -668,6 +655,32 @@ fn write_recoveries(text: &mut String, observation: &Observation) {
             bound.as_millis()
         );
     }
+}
+
+/// Returns the longest run of windows from `from` until `until` in which
+/// `listener` did not hear `speaker`.
+fn longest_gap(
+    observation: &Observation,
+    listener: usize,
+    speaker: usize,
+    from: Duration,
+    until: Duration,
+) -> Duration {
+    let window_length = Duration::from_millis(20 * tones::WINDOW_FRAMES as u64);
+    let mut longest = Duration::ZERO;
+    let mut run = Duration::ZERO;
+    for window in &observation.participants[listener].windows {
+        if window.start < from || window.start >= until {
+            continue;
+        }
+        if window.levels_dbfs[speaker] < invariants::PRESENT_DBFS {
+            run += window_length;
+            longest = longest.max(run);
+        } else {
+            run = Duration::ZERO;
+        }
+    }
+    longest
 }
 
 /// Writes how long each client's roster differed from the server's.

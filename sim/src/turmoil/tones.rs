@@ -12,14 +12,13 @@
 //! the mix into distortion for about 100 ms. The catalog's tones are all
 //! multiples of 100 Hz, so every mix of them repeats every 10 ms, and that
 //! distortion lands on the same 100 Hz grid, at the frequencies of
-//! participants who are not in the mix too. In `host-churn` with seed 30,
-//! h2's client concealed two frames of a 500, 1100 and 1700 Hz mix. The
-//! 100 ms from the second of them on held -29 dBFS at h2's own 1400 Hz,
-//! next to -28 dBFS at 1200 Hz and -27 dBFS at 1600 Hz, which no
-//! participant sends. Each window
-//! therefore also records the distortion floor beside every tone
-//! ([`ToneWindow::floors_dbfs`]), so that the invariants can tell a tone
-//! from distortion that merely covers its frequency.
+//! participants who are not in the mix too. In one `host-churn` run, h2's
+//! client concealed two frames of a 500, 1100 and 1700 Hz mix. The 100 ms
+//! from the second of them on contained -29 dBFS at h2's own 1400 Hz, next
+//! to -28 dBFS at 1200 Hz and -27 dBFS at 1600 Hz, which no participant
+//! sends. Each window therefore also records the distortion floor beside
+//! every tone ([`ToneWindow::floors_dbfs`]), so that the invariants can
+//! tell a tone from distortion that merely covers its frequency.
 
 use std::f64::consts::TAU;
 use std::time::Duration;
@@ -35,10 +34,9 @@ pub const FLOOR_DBFS: f32 = -120.0;
 
 /// Offsets from a tone, in Hz, of the frequencies at which the distortion
 /// floor beside it is measured. They stay on the catalog's 100 Hz grid,
-/// where distortion of a mix of its tones lands, and are ten frequency
-/// bins from the tone, where a clean tone's Hann leakage is more than
-/// 110 dB below the tone itself (computed for a 1400 Hz sine in one
-/// window).
+/// where distortion of a mix of its tones lands. They are also ten
+/// frequency bins from the tone, where a clean tone's Hann leakage is more
+/// than 110 dB below the tone (computed for a 1400 Hz sine in one window).
 const FLOOR_OFFSETS_HZ: [f32; 4] = [-200.0, -100.0, 100.0, 200.0];
 
 /// A floor frequency closer than this to any participant's tone, in Hz, is
